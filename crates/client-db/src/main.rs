@@ -1,0 +1,6 @@
+//! The `client-db` binary: everything lives in the library, so the multicall
+//! `l3roamd` binary can carry it too.
+
+fn main() -> std::process::ExitCode {
+    client_db::main(std::env::args_os().collect())
+}

@@ -1,0 +1,28 @@
+//! Logging with tracing to stderr, where procd collects it.
+
+use tracing_subscriber::EnvFilter;
+
+/// Sets up the global subscriber: the level from the configuration, raised
+/// by `-v`/`-d`; `RUST_LOG` (when set) overrides both. Calling it twice is
+/// harmless (the second call changes nothing).
+pub fn init(name: &str, level: &str, verbosity: u8) {
+    let level = match verbosity {
+        0 => level,
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = std::env::var_os("NO_COLOR").is_none() && is_terminal_stderr();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+    tracing::debug!(daemon = name, level, "logging set up");
+}
+
+fn is_terminal_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,6 @@
+//! The `ndproxy` binary: everything lives in the library, so the multicall
+//! `l3roamd` binary can carry it too.
+
+fn main() -> std::process::ExitCode {
+    ndproxy::main(std::env::args_os().collect())
+}

@@ -1,0 +1,96 @@
+//! Serving a daemon's gRPC service on its UNIX socket.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::FILE_DESCRIPTOR_SET;
+
+/// Why a daemon could not serve its socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Creating the socket's directory, removing a stale socket or binding failed.
+    #[error("socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reflection service could not load the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+fn socket_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
+    move |source| ServeError::Socket {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Serves `service_name` (added to the router by `add`) on the UNIX socket
+/// `path` until `shutdown` resolves, then removes the socket.
+///
+/// A stale socket file left by a crashed run is removed first; the socket is
+/// made mode 0660 so that a group of operators may use it. Reflection (v1
+/// and v1alpha) and `grpc.health.v1` are served beside the service; the
+/// health status of `service_name` and of the server as a whole is SERVING.
+pub async fn serve(
+    path: &Path,
+    service_name: &str,
+    add: impl FnOnce(Router) -> Router,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(socket_error(path))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(socket_error(path)(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(socket_error(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(socket_error(path))?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(service_name, ServingStatus::Serving)
+        .await;
+    health_reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let router = add(router);
+    tracing::info!(socket = %path.display(), service = service_name, "serving");
+    let result = router
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
+    }
+    result.map_err(ServeError::from)
+}
