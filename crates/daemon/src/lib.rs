@@ -70,9 +70,12 @@ pub struct DaemonInfo {
 }
 
 impl DaemonInfo {
-    /// The default socket path: `<runtime.socket_dir>/<name>.sock`.
+    /// The default socket path: `<runtime.socket_dir>/<section>.sock`, with
+    /// `-` for `_` (`core.sock`, `client-db.sock`, ...).
     pub fn default_socket(&self, runtime: &RuntimeConfig) -> PathBuf {
-        runtime.socket_dir.join(format!("{}.sock", self.name))
+        runtime
+            .socket_dir
+            .join(format!("{}.sock", self.section.replace('_', "-")))
     }
 }
 
