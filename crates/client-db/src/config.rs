@@ -28,7 +28,10 @@ impl ClientDbConfig {
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.db_path.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("client_db.db_path", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "client_db.db_path",
+                "must not be empty",
+            ));
         }
         Ok(())
     }

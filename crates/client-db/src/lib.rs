@@ -31,7 +31,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let config: ClientDbConfig = ctx.config.section(INFO.section)?;
     config.validate()?;
-    let service = rpc::ClientDbService::default();
+    let service = rpc::ClientDbService;
     l3roamd_rpc::serve(
         &ctx.socket,
         SERVICE_NAME,

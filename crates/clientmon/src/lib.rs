@@ -30,7 +30,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 /// The daemon, once configuration and logging are set up.
 pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let _config: ClientmonConfig = ctx.config.section(INFO.section)?;
-    let service = rpc::ClientMonService::default();
+    let service = rpc::ClientMonService;
     l3roamd_rpc::serve(
         &ctx.socket,
         SERVICE_NAME,

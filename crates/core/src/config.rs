@@ -1,10 +1,13 @@
 //! `[core]`: this daemon's own settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use l3roamd_daemon::config::check_interface_name;
 use l3roamd_daemon::ConfigError;
 use serde::Deserialize;
+
+use crate::held::Limits;
 
 /// The `[core]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,6 +21,24 @@ pub struct CoreConfig {
     pub export_table: u32,
     /// Route protocol number that marks the routes core owns.
     pub route_protocol: u8,
+    /// Milliseconds a destination may go unanswered before its held
+    /// packets are dropped and their senders told it is unreachable.
+    pub hold_time_ms: u64,
+    /// Milliseconds between seeks for a destination still unanswered.
+    pub reseek_interval_ms: u64,
+    /// Milliseconds packets for a found client go straight to the finder
+    /// while babel spreads its host route.
+    pub found_time_ms: u64,
+    /// Packets held for one destination.
+    pub queue_per_destination: usize,
+    /// Packets held in total.
+    pub queue_packets: usize,
+    /// Bytes held in total.
+    pub queue_bytes: usize,
+    /// Destinations sought at the same time.
+    pub queue_destinations: usize,
+    /// ICMPv6 unreachable errors per second at most.
+    pub unreachable_per_second: u32,
 }
 
 impl Default for CoreConfig {
@@ -27,6 +48,14 @@ impl Default for CoreConfig {
             tun_device: "l3roam0".to_string(),
             export_table: 254,
             route_protocol: 158,
+            hold_time_ms: 5_000,
+            reseek_interval_ms: 1_000,
+            found_time_ms: 30_000,
+            queue_per_destination: 64,
+            queue_packets: 1024,
+            queue_bytes: 1024 * 1024,
+            queue_destinations: 256,
+            unreachable_per_second: 10,
         }
     }
 }
@@ -61,6 +90,41 @@ impl CoreConfig {
                 format!("table {} cannot hold host routes", self.export_table),
             ));
         }
+        for (value, key) in [
+            (self.hold_time_ms, "core.hold_time_ms"),
+            (self.reseek_interval_ms, "core.reseek_interval_ms"),
+            (self.found_time_ms, "core.found_time_ms"),
+            (
+                self.queue_per_destination as u64,
+                "core.queue_per_destination",
+            ),
+            (self.queue_packets as u64, "core.queue_packets"),
+            (self.queue_destinations as u64, "core.queue_destinations"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.queue_bytes < 1280 {
+            return Err(ConfigError::invalid(
+                "core.queue_bytes",
+                "must hold at least one 1280-byte packet",
+            ));
+        }
         Ok(())
+    }
+
+    /// The held-packet queue's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            per_destination: self.queue_per_destination,
+            total_packets: self.queue_packets,
+            total_bytes: self.queue_bytes,
+            destinations: self.queue_destinations,
+            hold_time: Duration::from_millis(self.hold_time_ms),
+            reseek_interval: Duration::from_millis(self.reseek_interval_ms),
+            found_time: Duration::from_millis(self.found_time_ms),
+            unreachable_per_second: self.unreachable_per_second,
+        }
     }
 }

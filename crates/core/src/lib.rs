@@ -2,9 +2,15 @@
 //! packets; the only gRPC client of the other four daemons.
 
 mod config;
+mod datapath;
+mod engine;
+mod held;
+mod icmp;
 mod netlink;
 mod peers;
 mod rpc;
+mod seeker;
+mod tun;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -60,21 +66,54 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     for peer in PEERS {
         peer_sockets.push((peer.name, ctx.config.socket_of(peer)?));
     }
+    let ndproxy_socket = ctx.config.socket_of(PEERS[2])?;
     let kernel = netlink::Kernel::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
+    let status = engine::SharedStatus::default();
+    let (seek_tx, seek_rx) = tokio::sync::mpsc::channel(SEEK_QUEUE);
+    let (found_tx, found_rx) = tokio::sync::mpsc::channel(FOUND_QUEUE);
+    let engine = engine::Engine::start(
+        ctx.config.mesh.clone(),
+        config.clone(),
+        kernel.clone(),
+        seek_tx,
+        found_rx,
+        status.clone(),
+    )
+    .await?;
+    tokio::spawn(seeker::run(
+        ndproxy_socket,
+        seek_rx,
+        found_tx,
+        ctx.shutdown.clone(),
+    ));
     let peers = peers::Peers::start(peer_sockets, ctx.shutdown.clone());
     let service = rpc::CoreService::new(
         ctx.config.mesh.clone(),
         config,
         peers,
         kernel,
+        status,
         started,
     );
-    l3roamd_rpc::serve(
-        &ctx.socket,
-        SERVICE_NAME,
-        |router| router.add_service(CoreServer::new(service)),
-        ctx.shutdown.requested(),
-    )
-    .await
-    .map_err(|e| DaemonError::fatal("gRPC", e))
+    let socket = ctx.socket.clone();
+    let shutdown = ctx.shutdown.clone();
+    let server = async move {
+        l3roamd_rpc::serve(
+            &socket,
+            SERVICE_NAME,
+            |router| router.add_service(CoreServer::new(service)),
+            shutdown.requested(),
+        )
+        .await
+        .map_err(|e| DaemonError::fatal("gRPC", e))
+    };
+    // Both end on shutdown; the engine removes its routes before returning.
+    let (served, ran) = tokio::join!(server, engine.run(ctx.shutdown.clone()));
+    served.and(ran)
 }
+
+/// Seek requests waiting for ndproxy; more are dropped (and sought again
+/// on the queue's next tick).
+const SEEK_QUEUE: usize = 256;
+/// Found neighbours waiting for the engine.
+const FOUND_QUEUE: usize = 256;

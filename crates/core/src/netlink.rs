@@ -6,11 +6,19 @@
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
-use futures::TryStreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{StreamExt, TryStreamExt};
+use l3roamd_types::MacAddr;
 use netlink_packet_route::link::LinkAttribute;
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use netlink_packet_route::AddressFamily;
-use rtnetlink::{Handle, RouteMessageBuilder};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 
 /// An IPv6 route as core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +33,8 @@ pub struct Route {
     pub protocol: u8,
     /// Output interface index, if any.
     pub oif: Option<u32>,
+    /// Unicast, unreachable, local, ...
+    pub kind: RouteType,
 }
 
 impl Route {
@@ -50,6 +60,7 @@ impl Route {
             table,
             protocol: msg.header.protocol.into(),
             oif,
+            kind: msg.header.kind,
         })
     }
 }
@@ -61,6 +72,96 @@ pub struct KernelError {
     what: &'static str,
     #[source]
     source: rtnetlink::Error,
+}
+
+/// A change of the kernel's IPv6 routing tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// A route was added or replaced.
+    Added(Route),
+    /// A route was removed.
+    Removed(Route),
+}
+
+/// A kernel neighbour (NDP) entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Its IPv6 address.
+    pub address: Ipv6Addr,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Link-layer address, when known.
+    pub mac: Option<MacAddr>,
+    /// Whether the entry says the neighbour is (or recently was) there.
+    pub usable: bool,
+}
+
+impl Neighbour {
+    fn from_message(msg: &NeighbourMessage) -> Option<Neighbour> {
+        let mut address = None;
+        let mut mac = None;
+        for attr in &msg.attributes {
+            match attr {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => address = Some(*a),
+                NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::from_slice(l).ok(),
+                _ => {}
+            }
+        }
+        let usable = matches!(
+            msg.header.state,
+            NeighbourState::Reachable
+                | NeighbourState::Stale
+                | NeighbourState::Delay
+                | NeighbourState::Probe
+                | NeighbourState::Permanent
+        );
+        Some(Neighbour {
+            address: address?,
+            ifindex: msg.header.ifindex,
+            mac,
+            usable,
+        })
+    }
+}
+
+/// Subscribes to IPv6 route changes. Subscribe before dumping, so that no
+/// change falls between the dump and the first event.
+pub fn watch_routes() -> std::io::Result<RouteWatch> {
+    let (connection, _handle, messages) =
+        rtnetlink::new_multicast_connection(&[MulticastGroup::Ipv6Route])?;
+    tokio::spawn(connection);
+    Ok(RouteWatch { messages })
+}
+
+/// The stream of route changes.
+#[derive(Debug)]
+pub struct RouteWatch {
+    messages: UnboundedReceiver<(
+        NetlinkMessage<RouteNetlinkMessage>,
+        rtnetlink::sys::SocketAddr,
+    )>,
+}
+
+impl RouteWatch {
+    /// The next IPv6 route change; `None` when the netlink socket is gone.
+    pub async fn next(&mut self) -> Option<RouteChange> {
+        loop {
+            let (message, _) = self.messages.next().await?;
+            let NetlinkPayload::InnerMessage(inner) = message.payload else {
+                continue;
+            };
+            let change = match &inner {
+                RouteNetlinkMessage::NewRoute(m) => Route::from_message(m).map(RouteChange::Added),
+                RouteNetlinkMessage::DelRoute(m) => {
+                    Route::from_message(m).map(RouteChange::Removed)
+                }
+                _ => None,
+            };
+            if change.is_some() {
+                return change;
+            }
+        }
+    }
 }
 
 /// The rtnetlink connection.
@@ -95,6 +196,87 @@ impl Kernel {
             .iter()
             .filter_map(Route::from_message)
             .filter(|r| r.table == table && r.protocol == protocol)
+            .collect())
+    }
+
+    /// Installs (or replaces) the host route `dst/128 dev ifindex` in `table`
+    /// with route protocol `protocol`.
+    pub async fn add_host_route(
+        &self,
+        dst: Ipv6Addr,
+        ifindex: u32,
+        table: u32,
+        protocol: u8,
+    ) -> Result<(), KernelError> {
+        self.add_route(dst, 128, ifindex, table, protocol).await
+    }
+
+    /// Installs (or replaces) `dst/len dev ifindex` in `table` with `protocol`.
+    pub async fn add_route(
+        &self,
+        dst: Ipv6Addr,
+        len: u8,
+        ifindex: u32,
+        table: u32,
+        protocol: u8,
+    ) -> Result<(), KernelError> {
+        let message = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(dst, len)
+            .output_interface(ifindex)
+            .table_id(table)
+            .protocol(RouteProtocol::from(protocol))
+            .build();
+        self.handle
+            .route()
+            .add(message)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| KernelError {
+                what: "route add",
+                source,
+            })
+    }
+
+    /// Removes a route as it was dumped or announced.
+    pub async fn del_route(&self, route: &Route) -> Result<(), KernelError> {
+        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(route.destination, route.prefix_len)
+            .table_id(route.table)
+            .protocol(RouteProtocol::from(route.protocol))
+            .kind(route.kind);
+        if let Some(oif) = route.oif {
+            builder = builder.output_interface(oif);
+        }
+        let message = builder.build();
+        self.handle
+            .route()
+            .del(message)
+            .execute()
+            .await
+            .map_err(|source| KernelError {
+                what: "route delete",
+                source,
+            })
+    }
+
+    /// The kernel's IPv6 neighbour entries.
+    pub async fn neighbours(&self) -> Result<Vec<Neighbour>, KernelError> {
+        let messages: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet6)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| KernelError {
+                what: "neighbour dump",
+                source,
+            })?;
+        Ok(messages
+            .iter()
+            .filter_map(Neighbour::from_message)
             .collect())
     }
 

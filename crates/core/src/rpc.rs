@@ -6,6 +6,7 @@ use l3roamd_daemon::MeshConfig;
 use l3roamd_rpc::pb;
 use tonic::{Request, Response, Status};
 
+use crate::engine::SharedStatus;
 use crate::netlink::Kernel;
 use crate::peers::Peers;
 use crate::CoreConfig;
@@ -17,6 +18,7 @@ pub struct CoreService {
     config: CoreConfig,
     peers: Peers,
     kernel: Kernel,
+    status: SharedStatus,
     started: Instant,
 }
 
@@ -27,6 +29,7 @@ impl CoreService {
         config: CoreConfig,
         peers: Peers,
         kernel: Kernel,
+        status: SharedStatus,
         started: Instant,
     ) -> Self {
         CoreService {
@@ -34,6 +37,7 @@ impl CoreService {
             config,
             peers,
             kernel,
+            status,
             started,
         }
     }
@@ -57,15 +61,35 @@ impl pb::core_server::Core for CoreService {
                 last_error: p.last_error,
             })
             .collect();
+        let (tun_device, counters) = self
+            .status
+            .lock()
+            .map(|s| {
+                let counters = s
+                    .counters
+                    .iter()
+                    .map(|(name, value)| pb::Counter {
+                        name: (*name).to_string(),
+                        value: *value,
+                    })
+                    .collect();
+                (s.tun_device.clone(), counters)
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::CoreStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_address: Some(self.mesh.node_address.into()),
-            tun_device: String::new(),
-            client_prefixes: self.mesh.client_prefixes.iter().map(|p| (*p).into()).collect(),
+            tun_device,
+            client_prefixes: self
+                .mesh
+                .client_prefixes
+                .iter()
+                .map(|p| (*p).into())
+                .collect(),
             export_table: self.config.export_table,
             route_protocol: u32::from(self.config.route_protocol),
             peers,
-            counters: Vec::new(),
+            counters,
             uptime_seconds: self.started.elapsed().as_secs(),
         }))
     }
@@ -104,17 +128,48 @@ impl pb::core_server::Core for CoreService {
         &self,
         request: Request<pb::LookupClientRequest>,
     ) -> Result<Response<pb::LookupClientResponse>, Status> {
-        match &request.get_ref().key {
-            Some(pb::lookup_client_request::Key::Mac(mac)) => {
-                l3roamd_rpc::convert::mac("mac", Some(mac))?;
+        use pb::lookup_client_request::Key;
+        let clients = self
+            .status
+            .lock()
+            .map(|s| s.local_clients.clone())
+            .unwrap_or_default();
+        let matches: Vec<(std::net::Ipv6Addr, Option<l3roamd_types::MacAddr>)> = match &request
+            .get_ref()
+            .key
+        {
+            Some(Key::Mac(mac)) => {
+                let mac = l3roamd_rpc::convert::mac("mac", Some(mac))?;
+                clients
+                    .iter()
+                    .filter(|(_, c)| c.mac == Some(mac))
+                    .map(|(a, c)| (*a, c.mac))
+                    .collect()
             }
-            Some(pb::lookup_client_request::Key::Address(addr)) => {
-                l3roamd_rpc::convert::ip6("address", Some(addr))?;
+            Some(Key::Address(addr)) => {
+                let addr = l3roamd_rpc::convert::ip6("address", Some(addr))?;
+                let Some(client) = clients.get(&addr) else {
+                    return Err(Status::not_found(format!(
+                        "{addr} is not a client of this node"
+                    )));
+                };
+                clients
+                    .iter()
+                    .filter(|(a, c)| **a == addr || (client.mac.is_some() && c.mac == client.mac))
+                    .map(|(a, c)| (*a, c.mac))
+                    .collect()
             }
             None => return Err(Status::invalid_argument("give mac or address")),
-        }
-        Err(Status::unimplemented(
-            "client lookup is not implemented yet (it comes with client tracking)",
-        ))
+        };
+        let Some(mac) = matches.first().map(|(_, mac)| *mac) else {
+            return Err(Status::not_found("no such client on this node"));
+        };
+        let mut addresses: Vec<_> = matches.iter().map(|(a, _)| *a).collect();
+        addresses.sort();
+        Ok(Response::new(pb::LookupClientResponse {
+            mac: mac.map(Into::into),
+            addresses: addresses.into_iter().map(Into::into).collect(),
+            local: true,
+        }))
     }
 }

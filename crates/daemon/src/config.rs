@@ -271,7 +271,7 @@ impl MeshConfig {
             ));
         }
         for (i, p) in self.client_prefixes.iter().enumerate() {
-            if p.len() != 64 {
+            if p.prefix_len() != 64 {
                 return Err(ConfigError::invalid(
                     format!("mesh.client_prefixes[{i}]"),
                     format!("{p} is not a /64 (clients configure addresses by SLAAC)"),
@@ -284,7 +284,7 @@ impl MeshConfig {
                 ));
             }
         }
-        if self.node_client_prefix.len() != 64 {
+        if self.node_client_prefix.prefix_len() != 64 {
             return Err(ConfigError::invalid(
                 "mesh.node_client_prefix",
                 format!("{} is not a /64", self.node_client_prefix),
@@ -296,7 +296,10 @@ impl MeshConfig {
                 format!("{} is not a link-local address", self.next_node_address),
             ));
         }
-        if self.next_node_mac.is_some_and(|m| m.is_multicast() || m == MacAddr::ZERO) {
+        if self
+            .next_node_mac
+            .is_some_and(|m| m.is_multicast() || m == MacAddr::ZERO)
+        {
             return Err(ConfigError::invalid(
                 "mesh.next_node_mac",
                 "must be a unicast MAC address",
@@ -336,7 +339,10 @@ impl RuntimeConfig {
             ));
         }
         if self.socket_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("runtime.socket_dir", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "runtime.socket_dir",
+                "must not be empty",
+            ));
         }
         Ok(())
     }
@@ -501,20 +507,44 @@ mod tests {
             section: "client_db",
             about: "",
         };
-        assert_eq!(c.socket_of(info).unwrap(), PathBuf::from("/tmp/x/client-db.sock"));
+        assert_eq!(
+            c.socket_of(info).unwrap(),
+            PathBuf::from("/tmp/x/client-db.sock")
+        );
     }
 
     #[test]
     fn errors_name_the_key() {
-        assert_eq!(key_of(&GOOD.replace("\"fdff::1\"", "\"not-an-address\"")), "mesh.node_address");
-        assert_eq!(key_of(&GOOD.replace("fddd:1::/64", "fddd:1::1/64")), "mesh.client_prefixes[0]");
-        assert_eq!(key_of(&GOOD.replace("fddd:1::/64", "fddd:1::/56")), "mesh.client_prefixes[0]");
-        assert_eq!(key_of(&GOOD.replace("node_address", "node_adress")), "mesh.node_adress");
-        assert_eq!(key_of(&GOOD.replace("[runtime]", "[runtime]\nlog_level = \"loud\"")), "runtime.log_level");
+        assert_eq!(
+            key_of(&GOOD.replace("\"fdff::1\"", "\"not-an-address\"")),
+            "mesh.node_address"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace("fddd:1::/64", "fddd:1::1/64")),
+            "mesh.client_prefixes[0]"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace("fddd:1::/64", "fddd:1::/56")),
+            "mesh.client_prefixes[0]"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace("node_address", "node_adress")),
+            "mesh.node_adress"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace("[runtime]", "[runtime]\nlog_level = \"loud\"")),
+            "runtime.log_level"
+        );
         assert_eq!(key_of(&GOOD.replace("[mesh]", "[mesg]")), "mesg");
-        assert_eq!(key_of(&GOOD.replace("\"m-n2\"", "\"this-name-is-too-long\"")), "mesh.mesh_interfaces[0]");
+        assert_eq!(
+            key_of(&GOOD.replace("\"m-n2\"", "\"this-name-is-too-long\"")),
+            "mesh.mesh_interfaces[0]"
+        );
         assert_eq!(key_of("[runtime]\n"), "mesh.node_address");
-        assert_eq!(key_of(&GOOD.replace("fdff::1", "fe80::1")), "mesh.node_address");
+        assert_eq!(
+            key_of(&GOOD.replace("fdff::1", "fe80::1")),
+            "mesh.node_address"
+        );
     }
 
     #[test]
@@ -528,7 +558,10 @@ mod tests {
         let err = c.section::<Core>("core").unwrap_err();
         assert_eq!(err.key(), Some("core.export_table"), "{err}");
         let c = Config::from_toml(&format!("{GOOD}\n[core]\nexport_tabel = 1\n")).unwrap();
-        assert_eq!(c.section::<Core>("core").unwrap_err().key(), Some("core.export_tabel"));
+        assert_eq!(
+            c.section::<Core>("core").unwrap_err().key(),
+            Some("core.export_tabel")
+        );
     }
 
     #[test]
@@ -542,6 +575,9 @@ mod tests {
             config: Some(PathBuf::from("/nonexistent/l3roamd.toml")),
             ..DaemonArgs::default()
         };
-        assert!(matches!(Config::load(info, &args), Err(ConfigError::File { .. })));
+        assert!(matches!(
+            Config::load(info, &args),
+            Err(ConfigError::File { .. })
+        ));
     }
 }

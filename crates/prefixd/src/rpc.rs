@@ -54,7 +54,7 @@ impl pb::prefix_d_server::PrefixD for PrefixService {
             .prefixes
             .iter()
             .cloned()
-            .map(|p| Event::Snapshot(p))
+            .map(Event::Snapshot)
             .chain(std::iter::once(Event::SnapshotDone(pb::SnapshotDone {})))
             .map(|event| pb::PrefixEvent { event: Some(event) })
             .collect();

@@ -30,7 +30,7 @@ impl From<Ipv6Prefix> for pb::Prefix {
     fn from(prefix: Ipv6Prefix) -> Self {
         pb::Prefix {
             address: Some(prefix.addr().into()),
-            length: u32::from(prefix.len()),
+            length: u32::from(prefix.prefix_len()),
         }
     }
 }
@@ -38,8 +38,7 @@ impl From<Ipv6Prefix> for pb::Prefix {
 /// Reads a required MAC field named `field`.
 pub fn mac(field: &str, mac: Option<&pb::Mac>) -> Result<MacAddr, Status> {
     let mac = mac.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))?;
-    MacAddr::from_slice(&mac.octets)
-        .map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+    MacAddr::from_slice(&mac.octets).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
 /// Reads a required IPv6 address field named `field`.
@@ -50,15 +49,12 @@ pub fn ip6(field: &str, addr: Option<&pb::Ip6>) -> Result<Ipv6Addr, Status> {
 
 /// Reads a required prefix field named `field`.
 pub fn prefix(field: &str, prefix: Option<&pb::Prefix>) -> Result<Ipv6Prefix, Status> {
-    let prefix =
-        prefix.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))?;
+    let prefix = prefix.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))?;
     let addr = ip6(&format!("{field}.address"), prefix.address.as_ref())?;
     let len = u8::try_from(prefix.length)
         .ok()
         .filter(|l| *l <= 128)
-        .ok_or_else(|| {
-            Status::invalid_argument(format!("{field}.length must be 0 to 128"))
-        })?;
+        .ok_or_else(|| Status::invalid_argument(format!("{field}.length must be 0 to 128")))?;
     Ipv6Prefix::new(addr, len).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
@@ -72,12 +68,18 @@ mod tests {
         let err = mac("mac", Some(&short)).unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("mac"), "{}", err.message());
-        assert_eq!(mac("mac", None).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            mac("mac", None).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
         let p = pb::Prefix {
             address: Some(Ipv6Addr::LOCALHOST.into()),
             length: 300,
         };
-        assert_eq!(prefix("p", Some(&p)).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            prefix("p", Some(&p)).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ async fn serves_health_on_a_socket_and_removes_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let channel = channel.expect("server never answered");
-    let mode = std::fs::metadata(&socket).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o660);
 
     let mut health = HealthClient::new(channel);
@@ -69,6 +72,8 @@ async fn serves_health_on_a_socket_and_removes_it() {
 async fn connect_to_nothing_fails_with_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("absent.sock");
-    let err = l3roamd_rpc::connect(&socket).await.expect_err("nothing listens");
+    let err = l3roamd_rpc::connect(&socket)
+        .await
+        .expect_err("nothing listens");
     assert!(err.to_string().contains("absent.sock"), "{err}");
 }

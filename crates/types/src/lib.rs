@@ -145,7 +145,7 @@ impl Ipv6Prefix {
     }
 
     /// Its length in bits.
-    pub const fn len(&self) -> u8 {
+    pub const fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -250,15 +250,27 @@ mod tests {
         assert_eq!(mac.octets(), [2, 0, 0, 0, 1, 0]);
         assert_eq!(mac.to_string(), "02:00:00:00:01:00");
         assert!(!mac.is_multicast());
-        assert!("33:33:00:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!("33:33:00:00:00:01"
+            .parse::<MacAddr>()
+            .unwrap()
+            .is_multicast());
     }
 
     #[test]
     fn mac_rejects_garbage() {
-        for bad in ["", "02:00:00:00:01", "02:00:00:00:01:00:00", "0g:00:00:00:01:00", "002:00:00:00:01:00"] {
+        for bad in [
+            "",
+            "02:00:00:00:01",
+            "02:00:00:00:01:00:00",
+            "0g:00:00:00:01:00",
+            "002:00:00:00:01:00",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
-        assert_eq!(MacAddr::from_slice(&[1, 2, 3]), Err(ParseError::MacLength(3)));
+        assert_eq!(
+            MacAddr::from_slice(&[1, 2, 3]),
+            Err(ParseError::MacLength(3))
+        );
     }
 
     #[test]
@@ -269,7 +281,10 @@ mod tests {
         let addr = node_client_addr(&prefix, &mac);
         assert_eq!(addr, "fec0::ff:fe00:100".parse::<Ipv6Addr>().unwrap());
         assert_eq!(mac_of_node_client_addr(&prefix, &addr), Some(mac));
-        assert_eq!(mac.link_local(), "fe80::ff:fe00:100".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            mac.link_local(),
+            "fe80::ff:fe00:100".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     #[test]
@@ -277,7 +292,10 @@ mod tests {
         let p: Ipv6Prefix = "fddd:1::/64".parse().unwrap();
         assert!(p.contains(&"fddd:1::100".parse().unwrap()));
         assert!(!p.contains(&"fddd:2::100".parse().unwrap()));
-        assert!(matches!("fddd:1::1/64".parse::<Ipv6Prefix>(), Err(ParseError::HostBits(_))));
+        assert!(matches!(
+            "fddd:1::1/64".parse::<Ipv6Prefix>(),
+            Err(ParseError::HostBits(_))
+        ));
         assert!("fddd:1::/129".parse::<Ipv6Prefix>().is_err());
         assert!("fddd:1::".parse::<Ipv6Prefix>().is_err());
         let d: Ipv6Prefix = "::/0".parse().unwrap();

@@ -1,0 +1,480 @@
+//! The engine: one task that owns the TUN device, the held-packet queue,
+//! the data-path socket and core's host routes, and turns events into
+//! actions.
+//!
+//! Events: a packet from the TUN catch-all, a route change from the kernel,
+//! a neighbour ndproxy found, a FOUND or DATA from another core, a timer
+//! tick. The decisions about held packets live in [`crate::held`]; this
+//! module does the I/O they ask for.
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use l3roamd_daemon::{DaemonError, MeshConfig, Shutdown};
+use l3roamd_intercom::{Body, Packet};
+use l3roamd_types::MacAddr;
+use tokio::sync::mpsc;
+
+use crate::datapath::{interface_index, DataPath, Received};
+use crate::held::{addresses, Action, HeldPackets};
+use crate::icmp::{unreachable_message, IcmpSender};
+use crate::netlink::{Kernel, Route, RouteChange, RouteWatch};
+use crate::seeker::FoundNeighbour;
+use crate::tun::Tun;
+use crate::CoreConfig;
+
+/// How often the held-packet timers run.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A client this node serves: found here, with a host route installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalClient {
+    /// Its MAC.
+    pub mac: Option<MacAddr>,
+    /// The client interface its host route points to.
+    pub interface: String,
+}
+
+/// Data-path and route counters (the queue counts its own).
+#[derive(Debug, Clone, Default)]
+pub struct PathCounters {
+    /// FOUND notices sent to seeking nodes.
+    pub found_sent: u64,
+    /// FOUND notices received from finders.
+    pub found_received: u64,
+    /// Encapsulated packets received and put on a client link.
+    pub data_delivered: u64,
+    /// Encapsulated packets refused: not for a client of this node.
+    pub data_refused: u64,
+    /// Data-path datagrams from an interface that is not a mesh interface.
+    pub datapath_foreign: u64,
+    /// Data-path datagrams that did not decode.
+    pub datapath_malformed: u64,
+    /// Host routes installed.
+    pub host_routes_installed: u64,
+    /// Kernel or socket operations that failed.
+    pub errors: u64,
+    /// Seek requests dropped because ndproxy's queue was full.
+    pub seeks_dropped: u64,
+}
+
+/// What the RPC service reads of the engine.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The TUN device's name, once it exists.
+    pub tun_device: String,
+    /// Counters of the held-packet queue and the data path, by name.
+    pub counters: Vec<(&'static str, u64)>,
+    /// The clients this node serves, by address.
+    pub local_clients: HashMap<Ipv6Addr, LocalClient>,
+}
+
+/// Shared view of the engine's state.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// The engine and everything it owns.
+pub struct Engine {
+    mesh: MeshConfig,
+    config: CoreConfig,
+    kernel: Kernel,
+    routes: RouteWatch,
+    tun: Tun,
+    tun_index: u32,
+    data: DataPath,
+    icmp: IcmpSender,
+    held: HeldPackets,
+    seeks: mpsc::Sender<Ipv6Addr>,
+    found: mpsc::Receiver<FoundNeighbour>,
+    local: HashMap<Ipv6Addr, LocalClient>,
+    counters: PathCounters,
+    status: SharedStatus,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("tun", &self.tun).finish()
+    }
+}
+
+fn fatal(context: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |e| DaemonError::fatal(context, e)
+}
+
+impl Engine {
+    /// Sets up the kernel state: adopts or removes routes left by an earlier
+    /// run, creates the TUN device and routes every client prefix into it.
+    pub async fn start(
+        mesh: MeshConfig,
+        config: CoreConfig,
+        kernel: Kernel,
+        seeks: mpsc::Sender<Ipv6Addr>,
+        found: mpsc::Receiver<FoundNeighbour>,
+        status: SharedStatus,
+    ) -> Result<Engine, DaemonError> {
+        // Subscribe before reading the tables, so no change is missed.
+        let routes = crate::netlink::watch_routes().map_err(fatal("route watch"))?;
+        let local = reconcile(&kernel, &mesh, &config).await?;
+        let tun = Tun::create(&config.tun_device)
+            .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
+        let tun_index = interface_index(tun.name())
+            .ok_or_else(|| DaemonError::Fatal(format!("TUN device {} has no index", tun.name())))?;
+        for prefix in &mesh.client_prefixes {
+            kernel
+                .add_route(
+                    prefix.addr(),
+                    prefix.prefix_len(),
+                    tun_index,
+                    config.export_table,
+                    config.route_protocol,
+                )
+                .await
+                .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
+            tracing::info!(%prefix, tun = tun.name(), "catch-all route installed");
+        }
+        let data = DataPath::bind(mesh.data_port, mesh.mesh_interfaces.clone())
+            .map_err(fatal("data path socket"))?;
+        let icmp = IcmpSender::open().map_err(fatal("ICMPv6 socket"))?;
+        let held = HeldPackets::new(config.limits(), mesh.client_prefixes.clone());
+        if let Ok(mut s) = status.lock() {
+            s.tun_device = tun.name().to_string();
+        }
+        Ok(Engine {
+            mesh,
+            config,
+            kernel,
+            routes,
+            tun,
+            tun_index,
+            data,
+            icmp,
+            held,
+            seeks,
+            found,
+            local,
+            counters: PathCounters::default(),
+            status,
+        })
+    }
+
+    /// Runs until shutdown, then removes what it installed.
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), DaemonError> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                packet = self.tun.recv() => {
+                    let packet = packet.map_err(fatal("TUN read"))?;
+                    let actions = self.held.packet(packet, Instant::now());
+                    self.execute(actions).await;
+                }
+                change = self.routes.next() => {
+                    let Some(change) = change else {
+                        return Err(DaemonError::Fatal("route watch ended".to_string()));
+                    };
+                    self.route_change(change).await;
+                }
+                found = self.found.recv() => {
+                    if let Some(found) = found {
+                        self.neighbour_found(found).await;
+                    }
+                }
+                received = self.data.recv() => {
+                    match received {
+                        Ok(received) => self.data_received(received).await,
+                        Err(e) => {
+                            self.counters.errors += 1;
+                            tracing::warn!(error = %e, "data path receive");
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let actions = self.held.tick(Instant::now());
+                    self.execute(actions).await;
+                    self.publish();
+                }
+                () = shutdown.requested() => break,
+            }
+        }
+        self.clean_up().await;
+        Ok(())
+    }
+
+    // ===== events =====
+
+    async fn route_change(&mut self, change: RouteChange) {
+        let RouteChange::Added(route) = change else {
+            return;
+        };
+        if route.prefix_len != 128
+            || route.oif == Some(self.tun_index)
+            || !self.is_client(&route.destination)
+        {
+            return;
+        }
+        let actions = self.held.route_appeared(route.destination);
+        if !actions.is_empty() {
+            tracing::debug!(
+                dst = %route.destination, protocol = route.protocol, packets = actions.len(),
+                "host route appeared: re-sending held packets"
+            );
+        }
+        self.execute(actions).await;
+    }
+
+    async fn neighbour_found(&mut self, found: FoundNeighbour) {
+        if !self.is_client(&found.address) {
+            return;
+        }
+        let Some(ifindex) = interface_index(&found.interface) else {
+            tracing::warn!(
+                interface = found.interface,
+                "found neighbour on an unknown interface"
+            );
+            return;
+        };
+        let fresh = !self.local.contains_key(&found.address);
+        match self
+            .kernel
+            .add_host_route(
+                found.address,
+                ifindex,
+                self.config.export_table,
+                self.config.route_protocol,
+            )
+            .await
+        {
+            Ok(()) => {
+                if fresh {
+                    self.counters.host_routes_installed += 1;
+                    tracing::info!(client = %found.address, mac = %found.mac, interface = found.interface, "host route installed");
+                }
+                self.local.insert(
+                    found.address,
+                    LocalClient {
+                        mac: Some(found.mac),
+                        interface: found.interface.clone(),
+                    },
+                );
+            }
+            Err(e) => {
+                self.counters.errors += 1;
+                tracing::warn!(client = %found.address, error = %e, "cannot install host route");
+                return;
+            }
+        }
+        // Held here: the route is in place, re-send at once.
+        let actions = self.held.route_appeared(found.address);
+        self.execute(actions).await;
+        // Held elsewhere: tell the seekers directly instead of letting them
+        // wait for babel.
+        for node in found.sought_by {
+            if node == self.mesh.node_address {
+                continue;
+            }
+            let notice = Packet::found(
+                self.mesh.node_address,
+                rand::random(),
+                found.address,
+                found.mac,
+            );
+            match self.data.send(node, &notice).await {
+                Ok(()) => self.counters.found_sent += 1,
+                Err(e) => {
+                    self.counters.errors += 1;
+                    tracing::debug!(%node, error = %e, "cannot send FOUND");
+                }
+            }
+        }
+    }
+
+    async fn data_received(&mut self, received: Received) {
+        let (from, packet) = match received {
+            Received::Packet { from, packet } => (from, packet),
+            Received::Foreign => {
+                self.counters.datapath_foreign += 1;
+                return;
+            }
+            Received::Malformed(e) => {
+                self.counters.datapath_malformed += 1;
+                tracing::debug!(error = %e, "malformed data-path packet");
+                return;
+            }
+        };
+        match packet.body {
+            Body::Found { addr, .. } => {
+                self.counters.found_received += 1;
+                tracing::debug!(client = %addr, finder = %packet.sender, %from, "FOUND");
+                let actions = self.held.found(addr, packet.sender, Instant::now());
+                self.execute(actions).await;
+            }
+            Body::Data { payload } => {
+                let ours =
+                    addresses(&payload).is_some_and(|(_, dst)| self.local.contains_key(&dst));
+                if !ours {
+                    self.counters.data_refused += 1;
+                    return;
+                }
+                match self.tun.send(&payload).await {
+                    Ok(()) => self.counters.data_delivered += 1,
+                    Err(e) => {
+                        self.counters.errors += 1;
+                        tracing::debug!(error = %e, "cannot deliver encapsulated packet");
+                    }
+                }
+            }
+            _ => self.counters.datapath_malformed += 1,
+        }
+    }
+
+    // ===== actions =====
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Seek(dst) => {
+                    if self.seeks.try_send(dst).is_err() {
+                        self.counters.seeks_dropped += 1;
+                    }
+                }
+                Action::Reinject(packet) => {
+                    if let Err(e) = self.tun.send(&packet).await {
+                        self.counters.errors += 1;
+                        tracing::debug!(error = %e, "cannot re-send held packet");
+                    }
+                }
+                Action::Forward { node, packet } => {
+                    let data = Packet::data(self.mesh.node_address, rand::random(), packet);
+                    if let Err(e) = self.data.send(node, &data).await {
+                        self.counters.errors += 1;
+                        tracing::debug!(%node, error = %e, "cannot forward to finder");
+                    }
+                }
+                Action::Unreachable(packet) => {
+                    if let Some((to, message)) = unreachable_message(&packet) {
+                        if let Err(e) = self.icmp.send(to, &message) {
+                            self.counters.errors += 1;
+                            tracing::debug!(%to, error = %e, "cannot send ICMPv6 unreachable");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ===== helpers =====
+
+    fn is_client(&self, addr: &Ipv6Addr) -> bool {
+        self.mesh.client_prefixes.iter().any(|p| p.contains(addr))
+    }
+
+    fn publish(&self) {
+        let mut counters = self.held.counters().list();
+        let c = &self.counters;
+        counters.extend([
+            ("held_now", self.held.len() as u64),
+            ("destinations_sought_now", self.held.destinations() as u64),
+            (
+                "destinations_found_elsewhere_now",
+                self.held.found_destinations() as u64,
+            ),
+            ("found_sent", c.found_sent),
+            ("found_received", c.found_received),
+            ("data_delivered", c.data_delivered),
+            ("data_refused", c.data_refused),
+            ("datapath_foreign", c.datapath_foreign),
+            ("datapath_malformed", c.datapath_malformed),
+            ("host_routes_installed", c.host_routes_installed),
+            ("seeks_dropped", c.seeks_dropped),
+            ("errors", c.errors),
+        ]);
+        if let Ok(mut s) = self.status.lock() {
+            s.counters = counters;
+            s.local_clients = self.local.clone();
+        }
+    }
+
+    /// Removes the host routes and catch-all routes this run installed.
+    async fn clean_up(&mut self) {
+        match self
+            .kernel
+            .routes(self.config.export_table, self.config.route_protocol)
+            .await
+        {
+            Ok(routes) => {
+                for route in routes {
+                    if let Err(e) = self.kernel.del_route(&route).await {
+                        tracing::warn!(dst = %route.destination, error = %e, "cannot remove route");
+                    }
+                }
+                tracing::info!("routes removed");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list routes to remove"),
+        }
+        if let Ok(mut s) = self.status.lock() {
+            s.tun_device.clear();
+        }
+    }
+}
+
+/// At start: keeps host routes of an earlier run whose client the kernel
+/// still sees as a neighbour on the route's interface, removes the rest.
+async fn reconcile(
+    kernel: &Kernel,
+    mesh: &MeshConfig,
+    config: &CoreConfig,
+) -> Result<HashMap<Ipv6Addr, LocalClient>, DaemonError> {
+    let routes = kernel
+        .routes(config.export_table, config.route_protocol)
+        .await
+        .map_err(|e| DaemonError::fatal("route dump", e))?;
+    let neighbours = kernel
+        .neighbours()
+        .await
+        .map_err(|e| DaemonError::fatal("neighbour dump", e))?;
+    let mut local = HashMap::new();
+    for route in routes {
+        let keep = adoptable(&route, mesh, &neighbours);
+        match keep {
+            Some(client) => {
+                tracing::info!(client = %route.destination, interface = client.interface, "adopted host route of an earlier run");
+                local.insert(route.destination, client);
+            }
+            None => {
+                tracing::info!(dst = %route.destination, len = route.prefix_len, "removing route left by an earlier run");
+                if let Err(e) = kernel.del_route(&route).await {
+                    tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route");
+                }
+            }
+        }
+    }
+    Ok(local)
+}
+
+fn adoptable(
+    route: &Route,
+    mesh: &MeshConfig,
+    neighbours: &[crate::netlink::Neighbour],
+) -> Option<LocalClient> {
+    if route.prefix_len != 128
+        || !mesh
+            .client_prefixes
+            .iter()
+            .any(|p| p.contains(&route.destination))
+    {
+        return None;
+    }
+    let oif = route.oif?;
+    let interface = crate::datapath::interface_name(oif)?;
+    if !mesh.client_interfaces.contains(&interface) {
+        return None;
+    }
+    let neighbour = neighbours
+        .iter()
+        .find(|n| n.address == route.destination && n.ifindex == oif && n.usable)?;
+    Some(LocalClient {
+        mac: neighbour.mac,
+        interface,
+    })
+}
