@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and crate tests, and the
+# namespace lab (real babeld, real kernels routes, our real binaries).
+# Run as root. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== build the daemons (the lab runs the real binaries)"
+cargo build --workspace --bins
+
+echo "== cargo test"
+# Lab tests build 4-node meshes; two at a time is what 2 cores carry well.
+cargo test --workspace -- --test-threads="${L3ROAMD_TEST_THREADS:-2}"
+
+echo "== deploy scripts"
+bash deploy/test-uci-to-toml.sh
