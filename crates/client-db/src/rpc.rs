@@ -37,6 +37,22 @@ impl pb::client_db_server::ClientDb for ClientDbService {
         Err(Status::unimplemented(NOT_YET))
     }
 
+    async fn update(
+        &self,
+        request: Request<pb::UpdateClientRequest>,
+    ) -> Result<Response<pb::ClientRecord>, Status> {
+        l3roamd_rpc::convert::mac("mac", request.get_ref().mac.as_ref())?;
+        Err(Status::unimplemented(NOT_YET))
+    }
+
+    async fn forget(
+        &self,
+        request: Request<pb::ForgetClientRequest>,
+    ) -> Result<Response<pb::ClientRecord>, Status> {
+        l3roamd_rpc::convert::mac("mac", request.get_ref().mac.as_ref())?;
+        Err(Status::unimplemented(NOT_YET))
+    }
+
     type WatchStream = EventStream;
 
     async fn watch(
