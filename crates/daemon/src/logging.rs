@@ -11,7 +11,10 @@ pub fn init(name: &str, level: &str, verbosity: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // The HTTP/2 stack under gRPC logs every frame at debug: keep it at info
+    // unless RUST_LOG asks for it.
+    let directives = format!("{level},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let ansi = std::env::var_os("NO_COLOR").is_none() && is_terminal_stderr();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

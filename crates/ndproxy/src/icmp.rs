@@ -1,0 +1,110 @@
+//! The raw ICMPv6 socket on the client links: neighbour solicitations out,
+//! neighbour advertisements in.
+//!
+//! One socket serves every client interface: solicitations name their
+//! interface in the destination's scope and in `IPV6_PKTINFO`, and
+//! `IPV6_RECVPKTINFO` tells which interface an advertisement arrived on.
+//! An `ICMP6_FILTER` lets only advertisements through, so the socket does
+//! not see the rest of the ICMPv6 traffic. `IPV6_RECVHOPLIMIT` lets the
+//! state machine drop advertisements that did not originate on the link
+//! (hop limit below 255). Opening it needs `CAP_NET_RAW`.
+
+use std::io;
+use std::net::{Ipv6Addr, SocketAddrV6};
+
+use l3roamd_types::MacAddr;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use crate::mesh::register;
+use crate::nd;
+use crate::pktinfo::{self, Received};
+
+/// `ICMP6_FILTER` (linux/icmpv6.h `ICMPV6_FILTER`), at level `IPPROTO_ICMPV6`.
+const ICMP6_FILTER: libc::c_int = 1;
+
+/// The kernel's `struct icmp6_filter`: one bit per ICMPv6 type, set = blocked.
+fn pass_only(kind: u8) -> [u32; 8] {
+    let mut filter = [u32::MAX; 8];
+    if let Some(word) = filter.get_mut(usize::from(kind >> 5)) {
+        *word &= !(1u32 << (kind & 31));
+    }
+    filter
+}
+
+/// The ICMPv6 socket of the client links.
+#[derive(Debug)]
+pub struct IcmpSocket {
+    fd: AsyncFd<Socket>,
+}
+
+impl IcmpSocket {
+    /// Opens the raw socket. Must be called inside the tokio runtime.
+    pub fn open() -> io::Result<IcmpSocket> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        socket.set_nonblocking(true)?;
+        pktinfo::set_raw(
+            &socket,
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            &pass_only(nd::NEIGHBOUR_ADVERTISEMENT),
+        )?;
+        pktinfo::set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+        pktinfo::set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)?;
+        let hops = u32::from(nd::ND_HOP_LIMIT);
+        socket.set_multicast_hops_v6(hops)?;
+        socket.set_unicast_hops_v6(hops)?;
+        socket.set_multicast_loop_v6(false)?;
+        Ok(IcmpSocket {
+            fd: register(socket)?,
+        })
+    }
+
+    /// Sends a neighbour solicitation for `target` to its solicited-node
+    /// address on interface `ifindex`, from `source` (`None`: the kernel
+    /// chooses) with `mac` in the source link-layer address option.
+    pub fn solicit(
+        &self,
+        target: &Ipv6Addr,
+        ifindex: u32,
+        source: Option<Ipv6Addr>,
+        mac: Option<&MacAddr>,
+    ) -> io::Result<()> {
+        let message = nd::encode_solicitation(target, mac);
+        let destination = SocketAddrV6::new(nd::solicited_node(target), 0, 0, ifindex);
+        let sent = pktinfo::send(self.fd.get_ref(), &message, destination, source, ifindex)?;
+        if sent == message.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "message cut short",
+            ))
+        }
+    }
+
+    /// Waits for the next ICMPv6 message the filter lets through.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| pktinfo::recv(fd, buf)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_passes_only_advertisements() {
+        let filter = pass_only(136);
+        for kind in 0..=255u8 {
+            let blocked = filter[usize::from(kind >> 5)] & (1 << (kind & 31)) != 0;
+            assert_eq!(blocked, kind != 136, "type {kind}");
+        }
+    }
+}
