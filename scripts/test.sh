@@ -21,4 +21,4 @@ echo "== cargo test"
 cargo test --workspace -- --test-threads="${L3ROAMD_TEST_THREADS:-2}"
 
 echo "== deploy scripts"
-bash deploy/test-uci-to-toml.sh
+L3R_TEST_BIN="$PWD/target/debug/l3roamd" sh deploy/test-uci-to-toml.sh
