@@ -1,0 +1,439 @@
+//! Snooping neighbour discovery and MLD on client links (AF_PACKET).
+//!
+//! A client that says nothing after it moved still announces itself on
+//! link-up: MLD reports for its solicited-node groups, duplicate address
+//! detection, router solicitations. Those frames tell its MAC (the Ethernet
+//! source) and often its addresses before any table of the kernel knows it.
+//!
+//! One packet socket is bound to each attachment point: each port of a
+//! client bridge and each client interface that is not a bridge. Not the
+//! bridge itself: with multicast snooping on (the default), the bridge
+//! hands MLD reports and DAD probes only to the ports that listen, and a
+//! socket on the bridge device would miss them; a socket for `ETH_P_ALL`
+//! on a port sees every frame that port receives before the bridge does.
+//! A classic BPF filter in the kernel keeps only ICMPv6 neighbour
+//! discovery and MLD messages (directly after the IPv6 header or after a
+//! hop-by-hop header, where MLD's router alert lives) received from the
+//! link, plus neighbour advertisements this node sends (to see it defend
+//! an address a client tests); everything else never reaches userspace.
+//! The sockets follow the link table: a port that appears gets one, a port
+//! that goes away loses its own.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use l3roamd_daemon::Shutdown;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::links::Links;
+use crate::packet::{
+    self, ETHERTYPE_IPV6, ICMPV6_MLDV2_REPORT, ICMPV6_MLD_DONE, ICMPV6_MLD_REPORT,
+    ICMPV6_NEIGHBOUR_ADVERTISEMENT, ICMPV6_NEIGHBOUR_SOLICITATION, ICMPV6_ROUTER_SOLICITATION,
+    NEXT_HEADER_HOP_BY_HOP, NEXT_HEADER_ICMPV6,
+};
+use crate::presence::Event;
+
+// ===== the filter =====
+
+/// Bytes of a frame passed to userspace: the headers and an ND target fit.
+pub const CAPTURE_LEN: u32 = 256;
+
+// Classic BPF opcodes (linux/filter.h, linux/bpf_common.h): a stable ABI.
+const BPF_LD: u16 = 0x00;
+const BPF_ALU: u16 = 0x04;
+const BPF_JMP: u16 = 0x05;
+const BPF_RET: u16 = 0x06;
+const BPF_MISC: u16 = 0x07;
+const BPF_W: u16 = 0x00;
+const BPF_H: u16 = 0x08;
+const BPF_B: u16 = 0x10;
+const BPF_ABS: u16 = 0x20;
+const BPF_IND: u16 = 0x40;
+const BPF_ADD: u16 = 0x00;
+const BPF_LSH: u16 = 0x60;
+const BPF_JA: u16 = 0x00;
+const BPF_JEQ: u16 = 0x10;
+const BPF_K: u16 = 0x00;
+const BPF_TAX: u16 = 0x00;
+const BPF_TXA: u16 = 0x80;
+/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: loads the packet type (host, multicast, outgoing, ...).
+const LOAD_PKTTYPE: u32 = 0xffff_f000 + 4;
+/// `PACKET_OUTGOING` (linux/if_packet.h).
+const PACKET_OUTGOING: u32 = 4;
+
+const fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// Offset of the IPv6 next header field in an Ethernet frame.
+const AT_NEXT_HEADER: u32 = 14 + 6;
+/// Offset of the first byte after the IPv6 header.
+const AT_PAYLOAD: u32 = 14 + 40;
+
+/// The program. Jumps count instructions to skip; the labels in the
+/// comments are checked by the interpreter in the tests.
+#[rustfmt::skip]
+pub const FILTER: [libc::sock_filter; 26] = [
+    /*  0 */ stmt(BPF_LD | BPF_H | BPF_ABS, 12),                      // EtherType
+    /*  1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_IPV6 as u32, 0, 23), // else DROP
+    /*  2 */ stmt(BPF_LD | BPF_B | BPF_ABS, AT_NEXT_HEADER),
+    /*  3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NEXT_HEADER_ICMPV6 as u32, 0, 2), // else 6
+    /*  4 */ stmt(BPF_LD | BPF_B | BPF_ABS, AT_PAYLOAD),             // ICMPv6 type
+    /*  5 */ jump(BPF_JMP | BPF_JA, 8, 0, 0),                          // to TYPE (14)
+    /*  6 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NEXT_HEADER_HOP_BY_HOP as u32, 0, 18), // else DROP
+    /*  7 */ stmt(BPF_LD | BPF_B | BPF_ABS, AT_PAYLOAD),             // its next header
+    /*  8 */ jump(BPF_JMP | BPF_JEQ | BPF_K, NEXT_HEADER_ICMPV6 as u32, 0, 16), // else DROP
+    /*  9 */ stmt(BPF_LD | BPF_B | BPF_ABS, AT_PAYLOAD + 1),         // its length - 1, in 8 octets
+    /* 10 */ stmt(BPF_ALU | BPF_ADD | BPF_K, 1),
+    /* 11 */ stmt(BPF_ALU | BPF_LSH | BPF_K, 3),
+    /* 12 */ stmt(BPF_MISC | BPF_TAX, 0),                            // X = its length
+    /* 13 */ stmt(BPF_LD | BPF_B | BPF_IND, AT_PAYLOAD),             // ICMPv6 type
+    /* TYPE: A = ICMPv6 type */
+    /* 14 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_NEIGHBOUR_ADVERTISEMENT as u32, 9, 0), // ACCEPT
+    /* 15 */ stmt(BPF_MISC | BPF_TAX, 0),
+    /* 16 */ stmt(BPF_LD | BPF_W | BPF_ABS, LOAD_PKTTYPE),
+    /* 17 */ jump(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 7, 0),    // DROP
+    /* 18 */ stmt(BPF_MISC | BPF_TXA, 0),
+    /* 19 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_MLD_REPORT as u32, 4, 0), // ACCEPT
+    /* 20 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_MLD_DONE as u32, 3, 0),
+    /* 21 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_ROUTER_SOLICITATION as u32, 2, 0),
+    /* 22 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_NEIGHBOUR_SOLICITATION as u32, 1, 0),
+    /* 23 */ jump(BPF_JMP | BPF_JEQ | BPF_K, ICMPV6_MLDV2_REPORT as u32, 0, 1),
+    /* 24 ACCEPT */ stmt(BPF_RET | BPF_K, CAPTURE_LEN),
+    /* 25 DROP */ stmt(BPF_RET | BPF_K, 0),
+];
+
+// ===== the socket =====
+
+/// A packet socket bound to one interface, filtered by [`FILTER`].
+#[derive(Debug)]
+pub struct SnoopSocket {
+    fd: AsyncFd<OwnedFd>,
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl SnoopSocket {
+    /// Opens the socket on interface `ifindex` (needs CAP_NET_RAW).
+    pub fn open(ifindex: u32) -> io::Result<SnoopSocket> {
+        // Protocol 0: the socket receives nothing until it is bound, so no
+        // unfiltered frame is queued before the filter is attached.
+        // SAFETY: plain system call with constant arguments.
+        let fd = check(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let program = libc::sock_fprog {
+            len: FILTER.len() as libc::c_ushort,
+            filter: FILTER.as_ptr().cast_mut(),
+        };
+        // SAFETY: `program` points to FILTER, which lives forever; the
+        // kernel copies the program and never writes through the pointer.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&program as *const libc::sock_fprog).cast(),
+                size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        })?;
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as libc::c_ushort;
+        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        address.sll_ifindex =
+            i32::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `address` is a valid sockaddr_ll of the size passed.
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&address as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        // SAFETY: `fd` is an open socket owned by the `AsyncFd` from now on,
+        // which alone closes it (by dropping the `OwnedFd`).
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+        Ok(SnoopSocket { fd })
+    }
+
+    /// Receives one frame into `buf`: its captured length and whether this
+    /// node sent it.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let result = guard.try_io(|fd| {
+                // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut from_len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: `buf` and `from` are valid for the lengths passed.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        (&mut from as *mut libc::sockaddr_ll).cast(),
+                        &mut from_len,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let outgoing = u32::from(from.sll_pkttype) == PACKET_OUTGOING;
+                Ok((n as usize, outgoing))
+            });
+            match result {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+// ===== the adapter =====
+
+/// How often sockets that failed to open, or whose task ended, are retried.
+const RETRY: Duration = Duration::from_secs(5);
+/// Pause after a receive error, so a persistent one cannot spin the CPU.
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// Keeps one snoop socket per attachment point of `links` until shutdown.
+pub async fn run(
+    mut links: watch::Receiver<Links>,
+    inputs: mpsc::Sender<Event>,
+    shutdown: Shutdown,
+) {
+    let mut open: BTreeMap<u32, (String, JoinHandle<()>)> = BTreeMap::new();
+    loop {
+        let points = links.borrow_and_update().snoop_points();
+        open.retain(|index, (name, task)| {
+            let keep = points.get(index) == Some(name) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (index, name) in points {
+            if open.contains_key(&index) {
+                continue;
+            }
+            match SnoopSocket::open(index) {
+                Ok(socket) => {
+                    tracing::debug!(interface = %name, "snooping neighbour discovery");
+                    let task = tokio::spawn(receive(socket, name.clone(), inputs.clone()));
+                    open.insert(index, (name, task));
+                }
+                Err(e) => {
+                    tracing::warn!(interface = %name, error = %e, "cannot snoop neighbour discovery; retrying")
+                }
+            }
+        }
+        tokio::select! {
+            changed = links.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = shutdown.requested() => break,
+        }
+    }
+    for (_, (_, task)) in open {
+        task.abort();
+    }
+}
+
+/// Receives frames on one socket and passes the decoded ones on.
+async fn receive(socket: SnoopSocket, interface: String, inputs: mpsc::Sender<Event>) {
+    let mut buf = [0u8; CAPTURE_LEN as usize];
+    loop {
+        let (len, outgoing) = match socket.recv(&mut buf).await {
+            Ok(received) => received,
+            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => continue,
+            Err(e) => {
+                tracing::debug!(%interface, error = %e, "snoop receive error");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let frame = match packet::decode_frame(buf.get(..len).unwrap_or_default()) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::trace!(%interface, error = %e, "snooped frame ignored");
+                continue;
+            }
+        };
+        tracing::trace!(%interface, ?frame, outgoing, "snooped");
+        let event = Event::Snooped {
+            interface: interface.clone(),
+            frame,
+            outgoing,
+        };
+        if inputs.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+// ===== tests =====
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::tests::{mldv1_report, mldv2_report, na, ns, rs};
+
+    /// A classic BPF interpreter for the instructions [`FILTER`] uses, with
+    /// the kernel's semantics: a load beyond the packet drops it.
+    fn run_filter(program: &[libc::sock_filter], packet: &[u8], pkttype: u32) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let load = |at: u32, size: usize| -> Option<u32> {
+            let at = at as usize;
+            let bytes = packet.get(at..at + size)?;
+            Some(bytes.iter().fold(0, |v, b| (v << 8) | u32::from(*b)))
+        };
+        loop {
+            let i = program[pc];
+            pc += 1;
+            match i.code {
+                c if c == BPF_LD | BPF_H | BPF_ABS => match load(i.k, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LD | BPF_B | BPF_ABS => match load(i.k, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LD | BPF_B | BPF_IND => match load(x + i.k, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LD | BPF_W | BPF_ABS => {
+                    assert_eq!(i.k, LOAD_PKTTYPE);
+                    a = pkttype;
+                }
+                c if c == BPF_ALU | BPF_ADD | BPF_K => a = a.wrapping_add(i.k),
+                c if c == BPF_ALU | BPF_LSH | BPF_K => a <<= i.k,
+                c if c == BPF_MISC | BPF_TAX => x = a,
+                c if c == BPF_MISC | BPF_TXA => a = x,
+                c if c == BPF_JMP | BPF_JA => pc += i.k as usize,
+                c if c == BPF_JMP | BPF_JEQ | BPF_K => {
+                    pc += usize::from(if a == i.k { i.jt } else { i.jf });
+                }
+                c if c == BPF_RET | BPF_K => return i.k,
+                other => panic!("opcode {other:#x} not interpreted"),
+            }
+        }
+    }
+
+    const HOST: u32 = 0;
+    const MULTICAST: u32 = 2;
+
+    fn ip(s: &str) -> std::net::Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_filter_accepts_nd_and_mld_from_the_link() {
+        let frames = [
+            ns(ip("::"), ip("ff02::1:ff00:100"), ip("fddd:1::100")),
+            ns(ip("fddd:1::100"), ip("ff02::1:ff00:1"), ip("fe80::1")),
+            na(ip("fddd:1::100"), ip("fe80::1"), ip("fddd:1::100"), true),
+            rs(ip("::")),
+            mldv2_report(ip("::"), &[ip("ff02::1:ff00:100")]),
+            mldv1_report(ip("fe80::1:2"), ip("ff02::1:ff00:100")),
+        ];
+        for f in &frames {
+            assert_eq!(run_filter(&FILTER, f, MULTICAST), CAPTURE_LEN, "{f:02x?}");
+            assert_eq!(run_filter(&FILTER, f, HOST), CAPTURE_LEN);
+        }
+    }
+
+    #[test]
+    fn the_filter_accepts_frames_captured_from_a_linux_client() {
+        for (what, h) in crate::packet::tests::CAPTURED {
+            let f = crate::packet::tests::hex(h);
+            assert_eq!(run_filter(&FILTER, &f, MULTICAST), CAPTURE_LEN, "{what}");
+        }
+    }
+
+    #[test]
+    fn outgoing_frames_pass_only_as_advertisements() {
+        let advert = na(ip("fe80::1"), ip("ff02::1"), ip("fddd:1::7"), false);
+        assert_eq!(run_filter(&FILTER, &advert, PACKET_OUTGOING), CAPTURE_LEN);
+        let report = mldv2_report(ip("fe80::1"), &[ip("ff02::1:ff00:1")]);
+        assert_eq!(run_filter(&FILTER, &report, PACKET_OUTGOING), 0);
+        let solicit = ns(ip("fe80::1"), ip("ff02::1:ff00:100"), ip("fddd:1::100"));
+        assert_eq!(run_filter(&FILTER, &solicit, PACKET_OUTGOING), 0);
+    }
+
+    #[test]
+    fn the_filter_drops_everything_else() {
+        let mut ipv4 = rs(ip("::"));
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(run_filter(&FILTER, &ipv4, HOST), 0);
+        let mut udp = rs(ip("::"));
+        udp[20] = 17;
+        assert_eq!(run_filter(&FILTER, &udp, HOST), 0);
+        let mut echo = rs(ip("::"));
+        echo[54] = 128;
+        assert_eq!(run_filter(&FILTER, &echo, HOST), 0);
+        // Hop-by-hop followed by something else than ICMPv6.
+        let mut hbh_udp = mldv2_report(ip("::"), &[]);
+        hbh_udp[54] = 17;
+        assert_eq!(run_filter(&FILTER, &hbh_udp, HOST), 0);
+        // A router advertisement (a rogue router is not snooped).
+        let mut ra = rs(ip("fe80::9"));
+        ra[54] = 134;
+        assert_eq!(run_filter(&FILTER, &ra, HOST), 0);
+        // Frames too short for the fields read are dropped, not read past.
+        for len in 0..60 {
+            let f = mldv2_report(ip("::"), &[]);
+            let _ = run_filter(&FILTER, &f[..len.min(f.len())], HOST);
+        }
+        let f = mldv2_report(ip("::"), &[]);
+        assert_eq!(run_filter(&FILTER, &f[..56], HOST), 0);
+    }
+
+    #[test]
+    fn every_jump_stays_inside_the_program() {
+        for (pc, i) in FILTER.iter().enumerate() {
+            let class = i.code & 0x07;
+            if class == BPF_JMP {
+                let targets = if i.code == BPF_JMP | BPF_JA {
+                    vec![pc + 1 + i.k as usize]
+                } else {
+                    vec![pc + 1 + usize::from(i.jt), pc + 1 + usize::from(i.jf)]
+                };
+                assert!(
+                    targets.iter().all(|t| *t < FILTER.len()),
+                    "instruction {pc}"
+                );
+            }
+        }
+        assert_eq!(FILTER.last().map(|i| i.code), Some(BPF_RET | BPF_K));
+    }
+}

@@ -1,0 +1,173 @@
+//! The event loop: owns the presence state machine, feeds it the sources'
+//! events and the clock, and publishes its changes.
+//!
+//! One task runs the loop; it alone touches [`Presence`], so there are no
+//! locks. The sources (netlink, nl80211, snoop sockets) send their events
+//! through one bounded channel: when the loop falls behind, they wait, and
+//! the kernel's socket buffers drop the excess, so nothing grows without
+//! bound. The RPC service asks through a [`Handle`]; a watch takes the
+//! snapshot and subscribes to the changes in one step of the loop, so a
+//! watcher misses nothing and sees nothing twice.
+
+use std::time::{Duration, Instant};
+
+use l3roamd_daemon::Shutdown;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::presence::{Change, ClientView, Counters, Event, Presence, Settings};
+
+/// How often the clock is fed to the state machine.
+const TICK: Duration = Duration::from_secs(1);
+/// Source events waiting for the loop.
+const INPUT_QUEUE: usize = 1024;
+/// Commands waiting for the loop.
+const COMMAND_QUEUE: usize = 64;
+/// Changes a watcher may fall behind by before its stream ends.
+const CHANGE_QUEUE: usize = 1024;
+
+// ===== the handle used by the RPC service =====
+
+/// A request to the loop.
+#[derive(Debug)]
+enum Command {
+    List {
+        reply: oneshot::Sender<Vec<ClientView>>,
+    },
+    Watch {
+        reply: oneshot::Sender<(Vec<ClientView>, broadcast::Receiver<Change>)>,
+    },
+}
+
+/// The event loop has stopped (the daemon is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("clientmon's event loop has stopped")]
+pub struct Stopped;
+
+/// How the RPC service reaches the event loop.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// The attached clients.
+    pub async fn list(&self) -> Result<Vec<ClientView>, Stopped> {
+        self.ask(|reply| Command::List { reply }).await
+    }
+
+    /// The attached clients and a subscription to the changes from now on,
+    /// taken together.
+    pub async fn watch(&self) -> Result<(Vec<ClientView>, broadcast::Receiver<Change>), Stopped> {
+        self.ask(|reply| Command::Watch { reply }).await
+    }
+}
+
+// ===== the loop =====
+
+/// Starts the loop; returns the handle for the RPC service and the sender
+/// for the sources. The loop ends at `shutdown`.
+pub fn spawn(settings: Settings, shutdown: Shutdown) -> (Handle, mpsc::Sender<Event>) {
+    let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    tokio::spawn(run(Presence::new(settings), input_rx, command_rx, shutdown));
+    (Handle { commands }, inputs)
+}
+
+async fn run(
+    mut presence: Presence,
+    mut inputs: mpsc::Receiver<Event>,
+    mut commands: mpsc::Receiver<Command>,
+    shutdown: Shutdown,
+) {
+    let (changes, _) = broadcast::channel(CHANGE_QUEUE);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refused = 0;
+    loop {
+        // The clock is read when something happened, not when the wait began.
+        let happened = tokio::select! {
+            event = inputs.recv() => match event {
+                Some(event) => presence.handle(Instant::now(), event),
+                None => break,
+            },
+            _ = tick.tick() => {
+                let changes = presence.handle(Instant::now(), Event::Tick);
+                refused = warn_refused(&presence, refused);
+                changes
+            }
+            command = commands.recv() => {
+                match command {
+                    Some(Command::List { reply }) => {
+                        let _ = reply.send(presence.clients(Instant::now()));
+                    }
+                    Some(Command::Watch { reply }) => {
+                        let clients = presence.clients(Instant::now());
+                        let _ = reply.send((clients, changes.subscribe()));
+                    }
+                    None => break,
+                }
+                continue;
+            }
+            _ = shutdown.requested() => break,
+        };
+        for change in happened {
+            log(&change);
+            // No watcher is no error.
+            let _ = changes.send(change);
+        }
+    }
+    log_counters(&presence.counters());
+}
+
+/// Warns (at most once a tick) when new clients were refused because the
+/// table is full; returns the count warned about.
+fn warn_refused(presence: &Presence, warned: u64) -> u64 {
+    let refused = presence.counters().refused_full;
+    if refused > warned {
+        tracing::warn!(
+            refused = refused - warned,
+            clients = presence.len(),
+            "client table full (clientmon.max_clients): new clients refused"
+        );
+    }
+    refused
+}
+
+fn log_counters(c: &Counters) {
+    tracing::info!(
+        appeared = c.appeared,
+        gone_timeout = c.gone_timeout,
+        gone_disassociated = c.gone_disassociated,
+        gone_link_lost = c.gone_link_lost,
+        gone_local = c.gone_local,
+        ignored_local = c.ignored_local,
+        ignored_stale = c.ignored_stale,
+        refused_full = c.refused_full,
+        addresses_learned = c.addresses_learned,
+        addresses_evicted = c.addresses_evicted,
+        tentative_defended = c.tentative_defended,
+        "presence counters"
+    );
+}
+
+fn log(change: &Change) {
+    match change {
+        Change::Appeared(c) => tracing::info!(
+            mac = %c.mac,
+            interface = %c.interface,
+            sources = ?c.sources,
+            addresses = ?c.addresses,
+            "client appeared"
+        ),
+        Change::AddressLearned { mac, address } => {
+            tracing::info!(%mac, %address, "client address learned")
+        }
+        Change::Gone { mac, reason } => tracing::info!(%mac, ?reason, "client gone"),
+    }
+}
