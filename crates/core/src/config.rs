@@ -39,6 +39,11 @@ pub struct CoreConfig {
     pub queue_destinations: usize,
     /// ICMPv6 unreachable errors per second at most.
     pub unreachable_per_second: u32,
+    /// Milliseconds a client that left keeps its host routes here, in case
+    /// it comes back (a client claimed by another node loses them at once).
+    pub gone_grace_ms: u64,
+    /// Clients served at the same time.
+    pub max_clients: usize,
 }
 
 impl Default for CoreConfig {
@@ -56,6 +61,8 @@ impl Default for CoreConfig {
             queue_bytes: 1024 * 1024,
             queue_destinations: 256,
             unreachable_per_second: 10,
+            gone_grace_ms: 5_000,
+            max_clients: 4096,
         }
     }
 }
@@ -100,6 +107,7 @@ impl CoreConfig {
             ),
             (self.queue_packets as u64, "core.queue_packets"),
             (self.queue_destinations as u64, "core.queue_destinations"),
+            (self.max_clients as u64, "core.max_clients"),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));

@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 
 use l3roamd_daemon::{DaemonError, MeshConfig, Shutdown};
 use l3roamd_intercom::{Body, Packet};
-use l3roamd_types::MacAddr;
+use l3roamd_types::{node_client_addr, MacAddr};
 use tokio::sync::mpsc;
 
+use crate::clientdb::{DbCommand, DbEvent};
+use crate::clientmon::PresenceEvent;
 use crate::datapath::{interface_index, DataPath, Received};
 use crate::held::{addresses, Action, HeldPackets};
 use crate::icmp::{unreachable_message, IcmpSender};
 use crate::netlink::{Kernel, Route, RouteChange, RouteWatch};
+use crate::roaming::{self, Roaming};
 use crate::seeker::FoundNeighbour;
 use crate::tun::Tun;
 use crate::CoreConfig;
@@ -58,6 +61,29 @@ pub struct PathCounters {
     pub errors: u64,
     /// Seek requests dropped because ndproxy's queue was full.
     pub seeks_dropped: u64,
+    /// Requests to client-db dropped because its queue was full.
+    pub db_commands_dropped: u64,
+    /// Host routes removed (client left or claimed elsewhere).
+    pub host_routes_removed: u64,
+    /// Clients released to another node that claimed them.
+    pub releases: u64,
+    /// Host routes also announced by another node while the client is here.
+    pub duplicate_routes: u64,
+}
+
+/// The channels between the engine and its followers of the other daemons.
+#[derive(Debug)]
+pub struct Channels {
+    /// Seek requests to ndproxy.
+    pub seeks: mpsc::Sender<Ipv6Addr>,
+    /// Neighbours ndproxy found.
+    pub found: mpsc::Receiver<FoundNeighbour>,
+    /// Client presence from clientmon.
+    pub presence: mpsc::Receiver<PresenceEvent>,
+    /// Requests to client-db.
+    pub db_commands: mpsc::Sender<DbCommand>,
+    /// Records, releases and claim results from client-db.
+    pub db_events: mpsc::Receiver<DbEvent>,
 }
 
 /// What the RPC service reads of the engine.
@@ -85,8 +111,9 @@ pub struct Engine {
     data: DataPath,
     icmp: IcmpSender,
     held: HeldPackets,
-    seeks: mpsc::Sender<Ipv6Addr>,
-    found: mpsc::Receiver<FoundNeighbour>,
+    roaming: Roaming,
+    channels: Channels,
+    lo_index: u32,
     local: HashMap<Ipv6Addr, LocalClient>,
     counters: PathCounters,
     status: SharedStatus,
@@ -109,8 +136,7 @@ impl Engine {
         mesh: MeshConfig,
         config: CoreConfig,
         kernel: Kernel,
-        seeks: mpsc::Sender<Ipv6Addr>,
-        found: mpsc::Receiver<FoundNeighbour>,
+        channels: Channels,
         status: SharedStatus,
     ) -> Result<Engine, DaemonError> {
         // Subscribe before reading the tables, so no change is missed.
@@ -137,6 +163,14 @@ impl Engine {
             .map_err(fatal("data path socket"))?;
         let icmp = IcmpSender::open().map_err(fatal("ICMPv6 socket"))?;
         let held = HeldPackets::new(config.limits(), mesh.client_prefixes.clone());
+        let roaming = Roaming::new(
+            mesh.node_address,
+            mesh.client_prefixes.clone(),
+            Duration::from_millis(config.gone_grace_ms),
+            config.max_clients,
+        );
+        let lo_index = interface_index("lo")
+            .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
         if let Ok(mut s) = status.lock() {
             s.tun_device = tun.name().to_string();
         }
@@ -150,8 +184,9 @@ impl Engine {
             data,
             icmp,
             held,
-            seeks,
-            found,
+            roaming,
+            channels,
+            lo_index,
             local,
             counters: PathCounters::default(),
             status,
@@ -175,9 +210,19 @@ impl Engine {
                     };
                     self.route_change(change).await;
                 }
-                found = self.found.recv() => {
+                found = self.channels.found.recv() => {
                     if let Some(found) = found {
                         self.neighbour_found(found).await;
+                    }
+                }
+                presence = self.channels.presence.recv() => {
+                    if let Some(event) = presence {
+                        self.presence(event).await;
+                    }
+                }
+                db = self.channels.db_events.recv() => {
+                    if let Some(event) = db {
+                        self.db_event(event).await;
                     }
                 }
                 received = self.data.recv() => {
@@ -190,8 +235,11 @@ impl Engine {
                     }
                 }
                 _ = tick.tick() => {
-                    let actions = self.held.tick(Instant::now());
+                    let now = Instant::now();
+                    let actions = self.held.tick(now);
                     self.execute(actions).await;
+                    let actions = self.roaming.tick(now);
+                    self.execute_roaming(actions).await;
                     self.publish();
                 }
                 () = shutdown.requested() => break,
@@ -213,6 +261,15 @@ impl Engine {
         {
             return;
         }
+        if route.protocol != self.config.route_protocol {
+            let (actions, duplicate) = self.roaming.foreign_route(route.destination);
+            if let Some(mac) = duplicate {
+                self.counters.duplicate_routes += 1;
+                tracing::warn!(client = %route.destination, %mac, protocol = route.protocol,
+                    "another node announces a client that is attached here; keeping ours");
+            }
+            self.execute_roaming(actions).await;
+        }
         let actions = self.held.route_appeared(route.destination);
         if !actions.is_empty() {
             tracing::debug!(
@@ -227,42 +284,12 @@ impl Engine {
         if !self.is_client(&found.address) {
             return;
         }
-        let Some(ifindex) = interface_index(&found.interface) else {
-            tracing::warn!(
-                interface = found.interface,
-                "found neighbour on an unknown interface"
-            );
+        let actions =
+            self.roaming
+                .neighbour_found(found.mac, found.address, found.interface.clone());
+        self.execute_roaming(actions).await;
+        if !self.local.contains_key(&found.address) {
             return;
-        };
-        let fresh = !self.local.contains_key(&found.address);
-        match self
-            .kernel
-            .add_host_route(
-                found.address,
-                ifindex,
-                self.config.export_table,
-                self.config.route_protocol,
-            )
-            .await
-        {
-            Ok(()) => {
-                if fresh {
-                    self.counters.host_routes_installed += 1;
-                    tracing::info!(client = %found.address, mac = %found.mac, interface = found.interface, "host route installed");
-                }
-                self.local.insert(
-                    found.address,
-                    LocalClient {
-                        mac: Some(found.mac),
-                        interface: found.interface.clone(),
-                    },
-                );
-            }
-            Err(e) => {
-                self.counters.errors += 1;
-                tracing::warn!(client = %found.address, error = %e, "cannot install host route");
-                return;
-            }
         }
         // Held here: the route is in place, re-send at once.
         let actions = self.held.route_appeared(found.address);
@@ -287,6 +314,42 @@ impl Engine {
                 }
             }
         }
+    }
+
+    async fn presence(&mut self, event: PresenceEvent) {
+        let actions = match event {
+            PresenceEvent::Appeared {
+                mac,
+                interface,
+                addresses,
+            } => {
+                tracing::info!(%mac, interface, "client appeared");
+                let interface = self.client_link(&interface);
+                self.roaming.appeared(mac, interface, &addresses)
+            }
+            PresenceEvent::AddressLearned(mac, addr) => self.roaming.address_learned(mac, addr),
+            PresenceEvent::Gone(mac) => {
+                tracing::info!(%mac, "client gone");
+                self.roaming.gone(mac, Instant::now())
+            }
+        };
+        self.execute_roaming(actions).await;
+    }
+
+    async fn db_event(&mut self, event: DbEvent) {
+        let actions = match event {
+            DbEvent::Updated(mac, addresses) => self.roaming.record_updated(mac, &addresses),
+            DbEvent::ClaimDone(mac) => self.roaming.claim_done(mac),
+            DbEvent::Release { mac, claimed_by } => {
+                let actions = self.roaming.released(mac, claimed_by);
+                if !actions.is_empty() {
+                    self.counters.releases += 1;
+                    tracing::info!(%mac, node = %claimed_by, "client claimed by another node: released");
+                }
+                actions
+            }
+        };
+        self.execute_roaming(actions).await;
     }
 
     async fn data_received(&mut self, received: Received) {
@@ -334,7 +397,7 @@ impl Engine {
         for action in actions {
             match action {
                 Action::Seek(dst) => {
-                    if self.seeks.try_send(dst).is_err() {
+                    if self.channels.seeks.try_send(dst).is_err() {
                         self.counters.seeks_dropped += 1;
                     }
                 }
@@ -363,6 +426,150 @@ impl Engine {
         }
     }
 
+    async fn execute_roaming(&mut self, actions: Vec<roaming::Action>) {
+        use roaming::Action as R;
+        for action in actions {
+            match action {
+                R::Claim(mac) => self.db(DbCommand::Claim(mac)),
+                R::Update(mac, addresses) => self.db(DbCommand::Update(mac, addresses)),
+                R::Forget(mac) => self.db(DbCommand::Forget(mac)),
+                R::InstallRoute {
+                    addr,
+                    interface,
+                    mac,
+                } => self.install_route(addr, interface, mac).await,
+                R::RemoveRoute(addr) => self.remove_route(addr).await,
+                R::HoldNodeClientAddr(mac) => {
+                    let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
+                    let result = match self.kernel.add_address(addr, self.lo_index).await {
+                        Ok(()) => {
+                            self.kernel
+                                .add_host_route(
+                                    addr,
+                                    self.lo_index,
+                                    self.config.export_table,
+                                    self.config.route_protocol,
+                                )
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Ok(()) => tracing::debug!(%mac, %addr, "holding node-client address"),
+                        Err(e) => {
+                            self.counters.errors += 1;
+                            tracing::warn!(%mac, %addr, error = %e, "cannot hold node-client address");
+                        }
+                    }
+                }
+                R::ReleaseNodeClientAddr(mac) => {
+                    let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
+                    let route = Route {
+                        destination: addr,
+                        prefix_len: 128,
+                        table: self.config.export_table,
+                        protocol: self.config.route_protocol,
+                        oif: Some(self.lo_index),
+                        kind: netlink_packet_route::route::RouteType::Unicast,
+                    };
+                    if let Err(e) = self.kernel.del_route(&route).await {
+                        tracing::debug!(%addr, error = %e, "node-client route already gone");
+                    }
+                    if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
+                        tracing::debug!(%addr, error = %e, "node-client address already gone");
+                    }
+                }
+                R::ForwardTo { addr, node } => {
+                    let actions = self.held.found(addr, node, Instant::now());
+                    self.execute(actions).await;
+                }
+            }
+        }
+    }
+
+    fn db(&mut self, command: DbCommand) {
+        if self.channels.db_commands.try_send(command).is_err() {
+            self.counters.db_commands_dropped += 1;
+        }
+    }
+
+    async fn install_route(&mut self, addr: Ipv6Addr, interface: String, mac: MacAddr) {
+        let Some(ifindex) = interface_index(&interface) else {
+            tracing::warn!(interface, %addr, "no such client interface");
+            return;
+        };
+        let fresh = !self.local.contains_key(&addr);
+        match self
+            .kernel
+            .add_host_route(
+                addr,
+                ifindex,
+                self.config.export_table,
+                self.config.route_protocol,
+            )
+            .await
+        {
+            Ok(()) => {
+                if fresh {
+                    self.counters.host_routes_installed += 1;
+                    tracing::info!(client = %addr, %mac, interface, "host route installed");
+                }
+                self.local.insert(
+                    addr,
+                    LocalClient {
+                        mac: Some(mac),
+                        interface,
+                    },
+                );
+            }
+            Err(e) => {
+                self.counters.errors += 1;
+                tracing::warn!(client = %addr, error = %e, "cannot install host route");
+            }
+        }
+    }
+
+    async fn remove_route(&mut self, addr: Ipv6Addr) {
+        let Some(client) = self.local.remove(&addr) else {
+            return;
+        };
+        let route = Route {
+            destination: addr,
+            prefix_len: 128,
+            table: self.config.export_table,
+            protocol: self.config.route_protocol,
+            oif: interface_index(&client.interface),
+            kind: netlink_packet_route::route::RouteType::Unicast,
+        };
+        match self.kernel.del_route(&route).await {
+            Ok(()) => {
+                self.counters.host_routes_removed += 1;
+                tracing::info!(client = %addr, "host route removed");
+            }
+            Err(e) => tracing::debug!(client = %addr, error = %e, "host route already gone"),
+        }
+    }
+
+    /// The client interface a route to a client seen on `interface` goes
+    /// through: the interface itself if it is a client interface, else the
+    /// bridge it is a port of (clientmon names bridge ports).
+    fn client_link(&self, interface: &str) -> String {
+        let configured = &self.mesh.client_interfaces;
+        if configured.iter().any(|c| c == interface) {
+            return interface.to_string();
+        }
+        let master = std::fs::read_link(format!("/sys/class/net/{interface}/master"))
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string));
+        match master {
+            Some(m) if configured.contains(&m) => m,
+            _ => configured
+                .first()
+                .cloned()
+                .unwrap_or_else(|| interface.to_string()),
+        }
+    }
+
     // ===== helpers =====
 
     fn is_client(&self, addr: &Ipv6Addr) -> bool {
@@ -387,6 +594,11 @@ impl Engine {
             ("datapath_malformed", c.datapath_malformed),
             ("host_routes_installed", c.host_routes_installed),
             ("seeks_dropped", c.seeks_dropped),
+            ("db_commands_dropped", c.db_commands_dropped),
+            ("host_routes_removed", c.host_routes_removed),
+            ("releases", c.releases),
+            ("duplicate_routes", c.duplicate_routes),
+            ("clients_served", self.roaming.clients().len() as u64),
             ("errors", c.errors),
         ]);
         if let Ok(mut s) = self.status.lock() {
@@ -395,8 +607,22 @@ impl Engine {
         }
     }
 
-    /// Removes the host routes and catch-all routes this run installed.
+    /// Removes the host routes, catch-all routes and node-client addresses
+    /// this run installed.
     async fn clean_up(&mut self) {
+        let held: Vec<MacAddr> = self
+            .roaming
+            .clients()
+            .iter()
+            .filter(|(_, c)| c.holds_node_client_addr)
+            .map(|(mac, _)| *mac)
+            .collect();
+        for mac in held {
+            let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
+            if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
+                tracing::debug!(%addr, error = %e, "node-client address already gone");
+            }
+        }
         match self
             .kernel
             .routes(self.config.export_table, self.config.route_protocol)

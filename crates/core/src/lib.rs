@@ -1,6 +1,9 @@
 //! l3roamd-core: host routes, the TUN catch-all and the queue of held
 //! packets; the only gRPC client of the other four daemons.
 
+mod backoff;
+mod clientdb;
+mod clientmon;
 mod config;
 mod datapath;
 mod engine;
@@ -8,6 +11,7 @@ mod held;
 mod icmp;
 mod netlink;
 mod peers;
+mod roaming;
 mod rpc;
 mod seeker;
 mod tun;
@@ -18,6 +22,7 @@ use std::time::Instant;
 
 use l3roamd_daemon::{Context, DaemonError, DaemonInfo};
 use l3roamd_rpc::pb::core_server::{CoreServer, SERVICE_NAME};
+use tokio::sync::mpsc;
 
 pub use config::CoreConfig;
 
@@ -66,25 +71,48 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     for peer in PEERS {
         peer_sockets.push((peer.name, ctx.config.socket_of(peer)?));
     }
+    let clientmon_socket = ctx.config.socket_of(PEERS[0])?;
+    let clientdb_socket = ctx.config.socket_of(PEERS[1])?;
     let ndproxy_socket = ctx.config.socket_of(PEERS[2])?;
     let kernel = netlink::Kernel::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
     let status = engine::SharedStatus::default();
-    let (seek_tx, seek_rx) = tokio::sync::mpsc::channel(SEEK_QUEUE);
-    let (found_tx, found_rx) = tokio::sync::mpsc::channel(FOUND_QUEUE);
+    let (seek_tx, seek_rx) = mpsc::channel(QUEUE);
+    let (found_tx, found_rx) = mpsc::channel(QUEUE);
+    let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
+    let (db_command_tx, db_command_rx) = mpsc::channel(QUEUE);
+    let (db_event_tx, db_event_rx) = mpsc::channel(QUEUE);
+    let channels = engine::Channels {
+        seeks: seek_tx,
+        found: found_rx,
+        presence: presence_rx,
+        db_commands: db_command_tx,
+        db_events: db_event_rx,
+    };
     let engine = engine::Engine::start(
         ctx.config.mesh.clone(),
         config.clone(),
         kernel.clone(),
-        seek_tx,
-        found_rx,
+        channels,
         status.clone(),
     )
     .await?;
+    let shutdown = &ctx.shutdown;
     tokio::spawn(seeker::run(
         ndproxy_socket,
         seek_rx,
         found_tx,
-        ctx.shutdown.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(clientmon::run(
+        clientmon_socket,
+        presence_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(clientdb::run(
+        clientdb_socket,
+        db_command_rx,
+        db_event_tx,
+        shutdown.clone(),
     ));
     let peers = peers::Peers::start(peer_sockets, ctx.shutdown.clone());
     let service = rpc::CoreService::new(
@@ -112,8 +140,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     served.and(ran)
 }
 
-/// Seek requests waiting for ndproxy; more are dropped (and sought again
-/// on the queue's next tick).
-const SEEK_QUEUE: usize = 256;
-/// Found neighbours waiting for the engine.
-const FOUND_QUEUE: usize = 256;
+/// Depth of each queue between the engine and its followers. A full queue
+/// of requests drops (and counts) the request: seeks are repeated by the
+/// held-packet timers and clientmon's snapshot brings every client back.
+const QUEUE: usize = 256;

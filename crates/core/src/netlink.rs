@@ -9,6 +9,7 @@ use std::net::Ipv6Addr;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::{StreamExt, TryStreamExt};
 use l3roamd_types::MacAddr;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -18,7 +19,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use rtnetlink::{AddressMessageBuilder, Handle, MulticastGroup, RouteMessageBuilder};
 
 /// An IPv6 route as core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +257,41 @@ impl Kernel {
             .await
             .map_err(|source| KernelError {
                 what: "route delete",
+                source,
+            })
+    }
+
+    /// Adds `addr/128` to interface `ifindex` without duplicate address
+    /// detection (a node-client address: exactly one node holds it).
+    pub async fn add_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let mut request = self
+            .handle
+            .address()
+            .add(ifindex, std::net::IpAddr::V6(addr), 128)
+            .replace();
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        request.execute().await.map_err(|source| KernelError {
+            what: "address add",
+            source,
+        })
+    }
+
+    /// Removes `addr/128` from interface `ifindex`.
+    pub async fn del_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let message = AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(ifindex)
+            .address(addr, 128)
+            .build();
+        self.handle
+            .address()
+            .del(message)
+            .execute()
+            .await
+            .map_err(|source| KernelError {
+                what: "address delete",
                 source,
             })
     }

@@ -7,17 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use l3roamd_daemon::Shutdown;
 use l3roamd_rpc::pb::PeerState;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-/// First reconnect delay; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest reconnect delay.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+use crate::backoff::Backoff;
 
 /// One peer's state as shown by the status RPC.
 #[derive(Debug, Clone)]
@@ -59,12 +55,7 @@ impl Peers {
         for (index, info) in table.into_iter().enumerate() {
             let peers = peers.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = peers.supervise(index, info.socket) => {}
-                    () = shutdown.requested() => {}
-                }
-            });
+            tokio::spawn(async move { peers.supervise(index, info.socket, shutdown).await });
         }
         peers
     }
@@ -82,16 +73,17 @@ impl Peers {
         }
     }
 
-    /// Connects, follows the health stream, and reconnects forever.
-    async fn supervise(&self, index: usize, socket: PathBuf) {
-        let mut backoff = MIN_BACKOFF;
+    /// Connects, follows the health stream, and reconnects until shutdown.
+    async fn supervise(&self, index: usize, socket: PathBuf, shutdown: Shutdown) {
+        let mut backoff = Backoff::new();
         loop {
             self.update(index, |p| p.state = PeerState::Connecting);
-            let error = match self.follow(index, &socket).await {
-                Ok(()) => {
-                    backoff = MIN_BACKOFF;
-                    "connection closed".to_string()
-                }
+            let result = tokio::select! {
+                r = self.follow(index, &socket, &mut backoff) => r,
+                () = shutdown.requested() => return,
+            };
+            let error = match result {
+                Ok(()) => "connection closed".to_string(),
                 Err(e) => e,
             };
             self.update(index, |p| {
@@ -101,13 +93,19 @@ impl Peers {
                 p.state = PeerState::Disconnected;
                 p.last_error = error;
             });
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if !backoff.wait(&shutdown).await {
+                return;
+            }
         }
     }
 
     /// One connection: returns when it ends.
-    async fn follow(&self, index: usize, socket: &std::path::Path) -> Result<(), String> {
+    async fn follow(
+        &self,
+        index: usize,
+        socket: &std::path::Path,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
         let channel = l3roamd_rpc::connect(socket)
             .await
             .map_err(|e| e.to_string())?;
@@ -119,6 +117,7 @@ impl Peers {
             .await
             .map_err(|e| e.to_string())?
             .into_inner();
+        backoff.reset();
         self.update(index, |p| {
             p.state = PeerState::Connected;
             p.connects += 1;

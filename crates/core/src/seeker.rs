@@ -6,7 +6,6 @@
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use l3roamd_daemon::Shutdown;
 use l3roamd_rpc::pb;
@@ -14,8 +13,7 @@ use l3roamd_rpc::pb::nd_proxy_client::NdProxyClient;
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+use crate::backoff::Backoff;
 
 /// A neighbour ndproxy found on one of this node's client links.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,28 +51,21 @@ pub async fn run(
     found: mpsc::Sender<FoundNeighbour>,
     shutdown: Shutdown,
 ) {
-    let mut backoff = MIN_BACKOFF;
-    while !shutdown.is_requested() {
+    let mut backoff = Backoff::new();
+    loop {
         let result = tokio::select! {
-            r = follow(&socket, &mut seeks, &found) => r,
+            r = follow(&socket, &mut seeks, &found, &mut backoff) => r,
             () = shutdown.requested() => return,
         };
-        match result {
-            Ok(()) => backoff = MIN_BACKOFF,
-            Err(e) => tracing::debug!(error = %e, "ndproxy not reachable"),
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "ndproxy not reachable");
         }
         // Seeks asked for while ndproxy is away are dropped: the held-packet
         // queue asks again on its next tick.
-        let deadline = tokio::time::sleep(backoff);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                () = &mut deadline => break,
-                s = seeks.recv() => if s.is_none() { return },
-                () = shutdown.requested() => return,
-            }
+        while seeks.try_recv().is_ok() {}
+        if found.is_closed() || !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -83,6 +74,7 @@ async fn follow(
     socket: &std::path::Path,
     seeks: &mut mpsc::Receiver<Ipv6Addr>,
     found: &mpsc::Sender<FoundNeighbour>,
+    backoff: &mut Backoff,
 ) -> Result<(), String> {
     let channel = l3roamd_rpc::connect(socket)
         .await
@@ -93,6 +85,7 @@ async fn follow(
         .await
         .map_err(|e| e.to_string())?
         .into_inner();
+    backoff.reset();
     tracing::info!("following ndproxy's neighbours");
     loop {
         tokio::select! {

@@ -1,0 +1,508 @@
+//! Roaming: which clients this node serves, and what to do when one
+//! arrives, learns an address, is claimed by another node, or leaves.
+//!
+//! A plain state machine over MACs: events from clientmon (appeared,
+//! address learned, gone), client-db (record updated by an INFO, release,
+//! claim done) and ndproxy (neighbour found), and timer ticks, with `now`
+//! passed in; [`Action`]s out. The engine does the I/O.
+//!
+//! The order of a client's arrival matters: core claims it through client-db
+//! first and holds its node-client address only when the claim is done.
+//! While the old node still holds that address, babel routes the CLAIM to
+//! it; holding the address earlier would deliver our own CLAIM to ourselves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use l3roamd_types::{Ipv6Prefix, MacAddr};
+
+/// What the engine must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask client-db to CLAIM the client on the mesh.
+    Claim(MacAddr),
+    /// Tell client-db the addresses this node saw the client use.
+    Update(MacAddr, Vec<Ipv6Addr>),
+    /// Tell client-db this node no longer serves the client.
+    Forget(MacAddr),
+    /// Install the host route `addr/128` via the client interface.
+    InstallRoute {
+        /// The client's address.
+        addr: Ipv6Addr,
+        /// The client interface (bridge) the route points to.
+        interface: String,
+        /// The client's MAC.
+        mac: MacAddr,
+    },
+    /// Remove the host route for `addr`.
+    RemoveRoute(Ipv6Addr),
+    /// Hold the client's node-client address (it is served here).
+    HoldNodeClientAddr(MacAddr),
+    /// Let go of the client's node-client address.
+    ReleaseNodeClientAddr(MacAddr),
+    /// Send packets for `addr` that still arrive here on to `node`, which
+    /// serves the client now, until babel has moved the route.
+    ForwardTo {
+        /// The client's address.
+        addr: Ipv6Addr,
+        /// The node that claimed the client.
+        node: Ipv6Addr,
+    },
+}
+
+/// Where a served client stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Attached here; the claim is under way (node-client address not held).
+    Claiming,
+    /// Attached here and claimed.
+    Serving,
+    /// clientmon says it left; its routes go when the grace period ends.
+    Leaving {
+        /// When it was reported gone.
+        since: Instant,
+    },
+}
+
+/// A client this node serves.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Where it stands.
+    pub phase: Phase,
+    /// The client interface its routes point to.
+    pub interface: String,
+    /// Addresses with a host route here.
+    pub addresses: BTreeSet<Ipv6Addr>,
+    /// Whether the node-client address is held.
+    pub holds_node_client_addr: bool,
+}
+
+/// The roaming state of this node.
+#[derive(Debug)]
+pub struct Roaming {
+    node_address: Ipv6Addr,
+    prefixes: Vec<Ipv6Prefix>,
+    grace: Duration,
+    max_clients: usize,
+    clients: HashMap<MacAddr, Client>,
+    last_refresh: Option<Instant>,
+}
+
+/// How often the addresses of every served client are sent to client-db
+/// again, so their records (which expire 15 minutes after the last update
+/// by default) stay alive while the client is here.
+pub const REFRESH: Duration = Duration::from_secs(300);
+
+impl Roaming {
+    /// A node with no clients.
+    pub fn new(
+        node_address: Ipv6Addr,
+        prefixes: Vec<Ipv6Prefix>,
+        grace: Duration,
+        max_clients: usize,
+    ) -> Roaming {
+        Roaming {
+            node_address,
+            prefixes,
+            grace,
+            max_clients,
+            clients: HashMap::new(),
+            last_refresh: None,
+        }
+    }
+
+    /// The clients served now.
+    pub fn clients(&self) -> &HashMap<MacAddr, Client> {
+        &self.clients
+    }
+
+    fn routable(&self, addr: &Ipv6Addr) -> bool {
+        self.prefixes.iter().any(|p| p.contains(addr))
+    }
+
+    // ===== events =====
+
+    /// clientmon: the client is attached here (first sighting, or snapshot).
+    pub fn appeared(
+        &mut self,
+        mac: MacAddr,
+        interface: String,
+        addresses: &[Ipv6Addr],
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match self.clients.get_mut(&mac) {
+            Some(client) => {
+                // Back within the grace period, or a resync: serve it again.
+                if matches!(client.phase, Phase::Leaving { .. }) {
+                    client.phase = if client.holds_node_client_addr {
+                        Phase::Serving
+                    } else {
+                        Phase::Claiming
+                    };
+                    actions.push(Action::Claim(mac));
+                }
+                client.interface = interface;
+            }
+            None => {
+                if self.clients.len() >= self.max_clients {
+                    return actions;
+                }
+                self.clients.insert(
+                    mac,
+                    Client {
+                        phase: Phase::Claiming,
+                        interface,
+                        addresses: BTreeSet::new(),
+                        holds_node_client_addr: false,
+                    },
+                );
+                actions.push(Action::Claim(mac));
+            }
+        }
+        actions.extend(self.learn(mac, addresses, true));
+        actions
+    }
+
+    /// clientmon or ndproxy: the client uses `addr`.
+    pub fn address_learned(&mut self, mac: MacAddr, addr: Ipv6Addr) -> Vec<Action> {
+        self.learn(mac, &[addr], true)
+    }
+
+    /// ndproxy found `addr` at `mac` on `interface` (a client it was asked
+    /// to seek): the client is here even if clientmon has not said so yet.
+    pub fn neighbour_found(
+        &mut self,
+        mac: MacAddr,
+        addr: Ipv6Addr,
+        interface: String,
+    ) -> Vec<Action> {
+        if self.clients.contains_key(&mac) {
+            return self.learn(mac, &[addr], true);
+        }
+        self.appeared(mac, interface, &[addr])
+    }
+
+    /// client-db: the record of `mac` now lists `addresses` (an INFO from
+    /// the node that served it before, or our own update echoed back).
+    pub fn record_updated(&mut self, mac: MacAddr, addresses: &[Ipv6Addr]) -> Vec<Action> {
+        // Addresses from the record are not news to client-db.
+        self.learn(mac, addresses, false)
+    }
+
+    /// client-db: our claim for `mac` ended (answered or not): hold the
+    /// node-client address now, so the next node's CLAIM reaches us.
+    pub fn claim_done(&mut self, mac: MacAddr) -> Vec<Action> {
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return Vec::new();
+        };
+        if client.phase == Phase::Claiming {
+            client.phase = Phase::Serving;
+        }
+        if client.holds_node_client_addr {
+            return Vec::new();
+        }
+        client.holds_node_client_addr = true;
+        vec![Action::HoldNodeClientAddr(mac)]
+    }
+
+    /// client-db: `node` claimed `mac`. Let go of everything and send what
+    /// still arrives here on to the new node.
+    pub fn released(&mut self, mac: MacAddr, node: Ipv6Addr) -> Vec<Action> {
+        if node == self.node_address {
+            return Vec::new();
+        }
+        let Some(client) = self.clients.remove(&mac) else {
+            return Vec::new();
+        };
+        let mut actions: Vec<Action> = Vec::new();
+        for addr in &client.addresses {
+            actions.push(Action::RemoveRoute(*addr));
+            actions.push(Action::ForwardTo { addr: *addr, node });
+        }
+        if client.holds_node_client_addr {
+            actions.push(Action::ReleaseNodeClientAddr(mac));
+        }
+        actions
+    }
+
+    /// clientmon: the client left this node.
+    pub fn gone(&mut self, mac: MacAddr, now: Instant) -> Vec<Action> {
+        if let Some(client) = self.clients.get_mut(&mac) {
+            if !matches!(client.phase, Phase::Leaving { .. }) {
+                client.phase = Phase::Leaving { since: now };
+            }
+        }
+        Vec::new()
+    }
+
+    /// A route for `addr` from another node appeared (babel): if we still
+    /// announce it for a client that has left, ours goes; if the client is
+    /// here, both announce it and we keep ours.
+    pub fn foreign_route(&mut self, addr: Ipv6Addr) -> (Vec<Action>, Option<MacAddr>) {
+        let Some((mac, client)) = self
+            .clients
+            .iter_mut()
+            .find(|(_, c)| c.addresses.contains(&addr))
+        else {
+            return (Vec::new(), None);
+        };
+        if matches!(client.phase, Phase::Leaving { .. }) {
+            client.addresses.remove(&addr);
+            return (vec![Action::RemoveRoute(addr)], None);
+        }
+        (Vec::new(), Some(*mac))
+    }
+
+    /// Timers: clients whose grace period is over lose their routes and
+    /// node-client address; client-db keeps their record.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let left: Vec<MacAddr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| match c.phase {
+                Phase::Leaving { since } => now.saturating_duration_since(since) >= self.grace,
+                _ => false,
+            })
+            .map(|(mac, _)| *mac)
+            .collect();
+        let mut actions = Vec::new();
+        let refresh = match self.last_refresh {
+            None => {
+                self.last_refresh = Some(now);
+                false
+            }
+            Some(t) => now.saturating_duration_since(t) >= REFRESH,
+        };
+        if refresh {
+            self.last_refresh = Some(now);
+            for (mac, client) in &self.clients {
+                if !matches!(client.phase, Phase::Leaving { .. }) && !client.addresses.is_empty() {
+                    actions.push(Action::Update(
+                        *mac,
+                        client.addresses.iter().copied().collect(),
+                    ));
+                }
+            }
+        }
+        for mac in left {
+            let Some(client) = self.clients.remove(&mac) else {
+                continue;
+            };
+            actions.extend(client.addresses.iter().map(|a| Action::RemoveRoute(*a)));
+            if client.holds_node_client_addr {
+                actions.push(Action::ReleaseNodeClientAddr(mac));
+            }
+            actions.push(Action::Forget(mac));
+        }
+        actions
+    }
+
+    /// Adds routable addresses to a served client; `tell_db` when client-db
+    /// should hear of them.
+    fn learn(&mut self, mac: MacAddr, addresses: &[Ipv6Addr], tell_db: bool) -> Vec<Action> {
+        let routable: Vec<Ipv6Addr> = addresses
+            .iter()
+            .copied()
+            .filter(|a| self.routable(a))
+            .collect();
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return Vec::new();
+        };
+        if matches!(client.phase, Phase::Leaving { .. }) {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        let mut new = Vec::new();
+        for addr in routable {
+            if client.addresses.insert(addr) {
+                new.push(addr);
+                actions.push(Action::InstallRoute {
+                    addr,
+                    interface: client.interface.clone(),
+                    mac,
+                });
+            }
+        }
+        if tell_db && !new.is_empty() {
+            actions.push(Action::Update(mac, new));
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "fdff::2";
+    const OTHER: &str = "fdff::3";
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn mac() -> MacAddr {
+        "02:00:00:00:01:00".parse().unwrap()
+    }
+
+    fn roaming() -> Roaming {
+        Roaming::new(
+            a(NODE),
+            vec!["fddd:1::/64".parse().unwrap()],
+            Duration::from_secs(5),
+            16,
+        )
+    }
+
+    fn install(addr: &str) -> Action {
+        Action::InstallRoute {
+            addr: a(addr),
+            interface: "br-client".to_string(),
+            mac: mac(),
+        }
+    }
+
+    #[test]
+    fn arrival_claims_first_and_holds_the_node_client_address_after() {
+        let mut r = roaming();
+        let actions = r.appeared(mac(), "br-client".into(), &[a("fddd:1::100"), a("fe80::1")]);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Claim(mac()),
+                install("fddd:1::100"),
+                Action::Update(mac(), vec![a("fddd:1::100")]),
+            ]
+        );
+        // The INFO brings more addresses: routes at once, nothing back to the db.
+        let actions = r.record_updated(
+            mac(),
+            &[a("fddd:1::100"), a("fddd:1::101"), a("fe80::ff:fe00:100")],
+        );
+        assert_eq!(actions, vec![install("fddd:1::101")]);
+        assert_eq!(r.claim_done(mac()), vec![Action::HoldNodeClientAddr(mac())]);
+        assert_eq!(r.claim_done(mac()), vec![], "held once");
+        assert_eq!(r.clients()[&mac()].phase, Phase::Serving);
+    }
+
+    #[test]
+    fn release_lets_go_and_forwards_in_flight_packets() {
+        let mut r = roaming();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        let actions = r.released(mac(), a(OTHER));
+        assert_eq!(
+            actions,
+            vec![
+                Action::RemoveRoute(a("fddd:1::100")),
+                Action::ForwardTo {
+                    addr: a("fddd:1::100"),
+                    node: a(OTHER)
+                },
+                Action::ReleaseNodeClientAddr(mac()),
+            ]
+        );
+        assert!(r.clients().is_empty());
+        // A release naming ourselves, or for an unknown client, does nothing.
+        assert!(r.released(mac(), a(OTHER)).is_empty());
+        r.appeared(mac(), "br-client".into(), &[]);
+        assert!(r.released(mac(), a(NODE)).is_empty());
+    }
+
+    #[test]
+    fn gone_waits_for_the_grace_period_then_forgets() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        assert!(r.gone(mac(), t0).is_empty());
+        assert!(r.tick(t0 + Duration::from_secs(1)).is_empty());
+        let actions = r.tick(t0 + Duration::from_secs(5));
+        assert_eq!(
+            actions,
+            vec![
+                Action::RemoveRoute(a("fddd:1::100")),
+                Action::ReleaseNodeClientAddr(mac()),
+                Action::Forget(mac()),
+            ]
+        );
+    }
+
+    #[test]
+    fn served_clients_are_refreshed_in_client_db() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        assert!(r.tick(t0).is_empty());
+        assert!(r.tick(t0 + REFRESH / 2).is_empty());
+        assert_eq!(
+            r.tick(t0 + REFRESH),
+            vec![Action::Update(mac(), vec![a("fddd:1::100")])]
+        );
+    }
+
+    #[test]
+    fn coming_back_within_the_grace_period_keeps_the_routes_and_claims_again() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        r.gone(mac(), t0);
+        assert_eq!(
+            r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]),
+            vec![Action::Claim(mac())]
+        );
+        assert!(r.tick(t0 + Duration::from_secs(10)).is_empty());
+        assert_eq!(r.clients()[&mac()].phase, Phase::Serving);
+    }
+
+    #[test]
+    fn back_and_forth_leaves_one_owner() {
+        // Node 2 serves, node 3 claims, then the client comes back to node 2.
+        let mut r = roaming();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        r.released(mac(), a(OTHER));
+        assert!(r.clients().is_empty());
+        let actions = r.appeared(mac(), "br-client".into(), &[]);
+        assert_eq!(actions, vec![Action::Claim(mac())]);
+        assert_eq!(
+            r.record_updated(mac(), &[a("fddd:1::100")]),
+            vec![install("fddd:1::100")]
+        );
+    }
+
+    #[test]
+    fn duplicate_route_from_babel() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        // Client here: keep ours, report.
+        assert_eq!(r.foreign_route(a("fddd:1::100")), (vec![], Some(mac())));
+        // Client gone: ours goes.
+        r.gone(mac(), t0);
+        assert_eq!(
+            r.foreign_route(a("fddd:1::100")),
+            (vec![Action::RemoveRoute(a("fddd:1::100"))], None)
+        );
+        assert_eq!(r.foreign_route(a("fddd:1::999")), (vec![], None));
+    }
+
+    #[test]
+    fn bounded_and_ignores_unroutable_addresses() {
+        let mut r = Roaming::new(
+            a(NODE),
+            vec!["fddd:1::/64".parse().unwrap()],
+            Duration::from_secs(5),
+            1,
+        );
+        r.appeared(mac(), "br-client".into(), &[a("2001:db8::1"), a("fec0::1")]);
+        assert!(r.clients()[&mac()].addresses.is_empty());
+        let other: MacAddr = "02:00:00:00:02:00".parse().unwrap();
+        assert!(r.appeared(other, "br-client".into(), &[]).is_empty());
+        assert_eq!(r.clients().len(), 1);
+        // Learning for an unknown client does nothing.
+        assert!(r.address_learned(other, a("fddd:1::5")).is_empty());
+    }
+}
