@@ -377,7 +377,13 @@ impl Config {
             }
             None => {}
         }
-        figment = figment.merge(Env::prefixed("L3ROAMD_").split("__"));
+        // Only L3ROAMD_<SECTION>__<KEY>: other L3ROAMD_* variables (a tool's
+        // own, like L3ROAMD_BIN_DIR) are not configuration.
+        figment = figment.merge(
+            Env::prefixed("L3ROAMD_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         let mut config = Config::from_figment(figment)?;
         config.socket_flag = args.socket.clone();
         let _ = info;

@@ -12,6 +12,9 @@ use tonic_health::ServingStatus;
 
 use crate::FILE_DESCRIPTOR_SET;
 
+/// How long open calls may run on after a stop was requested.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Why a daemon could not serve its socket.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -71,14 +74,19 @@ pub async fn serve(
     health_reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Reflection lists this daemon's own service (and health, reflection),
+    // not the other four daemons' services that share the descriptor set.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(service_name)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let router = Server::builder()
         .add_service(health_service)
@@ -86,9 +94,25 @@ pub async fn serve(
         .add_service(reflection_v1alpha);
     let router = add(router);
     tracing::info!(socket = %path.display(), service = service_name, "serving");
-    let result = router
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await;
+    // On shutdown the server stops accepting and lets running calls finish;
+    // watch streams (core's health watch, for one) never finish by
+    // themselves, so after a short grace the server is dropped.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+        let _ = stop_rx.await;
+    });
+    let deadline = async {
+        shutdown.await;
+        let _ = stop_tx.send(());
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::debug!("open streams cut at shutdown");
+            Ok(())
+        }
+    };
     if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
     }

@@ -1,0 +1,223 @@
+//! `l3roamd-demo`: builds a small mesh in network namespaces and shows l3roamd
+//! running on it, step by step.
+//!
+//! A chain of nodes behind a gateway, a real babeld on each, one client on the
+//! last node, and the five l3roamd daemons on every node; it prints what each
+//! daemon serves, its health, and the routes babel learned, then tears it all
+//! down. Needs root, iproute2, babeld and grpcurl, and the daemon binaries
+//! (`cargo build --workspace --bins`; `L3ROAMD_BIN_DIR` to point elsewhere).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use l3roamd_lab::{
+    health_status, list_services, missing_prerequisites, node_address, Daemon, Lab, LabOptions,
+    Launch, INTERNET_ADDRESS,
+};
+
+const USAGE: &str = "\
+Usage: l3roamd-demo [--nodes N] [--hello SECONDS] [--multicall] [--keep]
+
+  --nodes N        mesh nodes in the chain behind the gateway (default 4)
+  --hello SECONDS  babeld hello interval (default 1; babeld's own default is 4)
+  --multicall      run the daemons through the multicall binary `l3roamd`
+  --keep           keep /tmp/l3r-<id> (configs and logs) afterwards";
+
+/// Command-line settings of the demo.
+struct Args {
+    nodes: usize,
+    hello: Duration,
+    launch: Launch,
+    keep: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        nodes: 4,
+        hello: Duration::from_secs(1),
+        launch: Launch::Separate,
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--nodes" => {
+                let v = it.next().ok_or("--nodes needs a number")?;
+                args.nodes = v
+                    .parse()
+                    .map_err(|_| format!("--nodes: not a number: {v:?}"))?;
+            }
+            "--hello" => {
+                let v = it.next().ok_or("--hello needs seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--hello: not a number: {v:?}"))?;
+                if !(0.01..=600.0).contains(&secs) {
+                    return Err(format!("--hello: {secs} s is out of range"));
+                }
+                args.hello = Duration::from_secs_f64(secs);
+            }
+            "--multicall" => args.launch = Launch::MulticallSymlink,
+            "--keep" => args.keep = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("l3roamd-demo: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let missing = missing_prerequisites();
+    if !missing.is_empty() {
+        eprintln!("l3roamd-demo: needs {}", missing.join(", "));
+        return ExitCode::from(2);
+    }
+    let started = Instant::now();
+    let options = LabOptions {
+        nodes: args.nodes,
+        hello_interval: args.hello,
+        keep_dir: args.keep || LabOptions::default().keep_dir,
+        ..LabOptions::default()
+    };
+    let mut lab = match Lab::new(options) {
+        Ok(lab) => lab,
+        Err(e) => {
+            eprintln!("l3roamd-demo: building the mesh failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&mut lab, &args);
+    if let Err(e) = &result {
+        eprintln!("\nl3roamd-demo: FAILED: {e}\n\n{}", lab.report());
+    }
+    step("Tearing down (daemons, babeld, namespaces)");
+    if let Err(e) = lab.shutdown() {
+        eprintln!("l3roamd-demo: teardown: {e}");
+        return ExitCode::FAILURE;
+    }
+    match result {
+        Ok(()) => {
+            println!(
+                "\nDone in {:.1?}: the mesh ran, every daemon answered.",
+                started.elapsed()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn run(lab: &mut Lab, args: &Args) -> l3roamd_lab::Result<()> {
+    step(&format!(
+        "Built a chain of {} nodes behind a gateway (lab {}, files in {})",
+        lab.nodes().len(),
+        lab.id(),
+        lab.dir().display()
+    ));
+    for node in lab.members() {
+        let addrs: Vec<String> = node
+            .announced_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        println!(
+            "    {:<4} netns {:<16} address {:<22} mesh links {}",
+            node.name,
+            node.netns.name(),
+            addrs.join(" + "),
+            node.mesh_interfaces.join(", ")
+        );
+    }
+
+    let last = lab
+        .nodes()
+        .last()
+        .map(|n| n.name.clone())
+        .ok_or_else(|| l3roamd_lab::Error::Usage("no nodes".into()))?;
+    let client = lab.add_client("c1", &last)?.clone();
+    step(&format!(
+        "Plugged client c1 ({}, MAC {}) into the client bridge of {last}",
+        client.address, client.mac
+    ));
+
+    step(&format!(
+        "Starting babeld on every namespace (hello interval {:?})",
+        args.hello
+    ));
+    lab.start_babel()?;
+    let took = lab.wait_routes_converged(Duration::from_secs(60))?;
+    println!("    every node has a babel route to every other node after {took:.1?}");
+    let far = node_address(lab.nodes().len());
+    let ping = lab.ping("gw", far, 3, Duration::from_millis(200))?;
+    println!("    ping gw → {far}: {ping}");
+    let ping = lab.ping(&last, INTERNET_ADDRESS, 3, Duration::from_millis(200))?;
+    println!("    ping {last} → {INTERNET_ADDRESS} (the internet): {ping}");
+
+    step(&format!(
+        "Starting the five l3roamd daemons on every node ({:?})",
+        args.launch
+    ));
+    let t = Instant::now();
+    lab.start_all_daemons(args.launch)?;
+    println!(
+        "    all sockets accept connections after {:.1?}",
+        t.elapsed()
+    );
+
+    let mut problems = Vec::new();
+    for node in lab.nodes() {
+        step(&format!("Node {} ({})", node.name, node.address));
+        for daemon in Daemon::ALL {
+            let socket = node.socket(daemon);
+            let services = list_services(&socket)?;
+            let health = health_status(&socket)?;
+            if health != "SERVING" || !services.iter().any(|s| s == daemon.service()) {
+                problems.push(format!("{}/{daemon}", node.name));
+            }
+            println!(
+                "    {:<13} {:<7} {}",
+                daemon.binary(),
+                health,
+                services.join(", ")
+            );
+        }
+        println!("    babel routes:");
+        for route in node.routes()?.iter().filter(|r| r.is_babel_unicast()) {
+            println!(
+                "      {:<16} via {} dev {} metric {}",
+                route.dst,
+                route
+                    .gateway
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                route.dev.as_deref().unwrap_or("-"),
+                route
+                    .metric
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(l3roamd_lab::Error::Usage(format!(
+            "not serving or not listing its own service: {}",
+            problems.join(", ")
+        )));
+    }
+    Ok(())
+}

