@@ -592,7 +592,53 @@ impl Lab {
             )?;
             self.babeld.push(process);
         }
-        Ok(())
+        self.route_client_prefix_from_gateway()
+    }
+
+    /// Routes the client prefix from the gateway ("the internet") to the
+    /// first node, as an upstream routes a mesh's prefix to its gateway
+    /// node: babel never carries the catch-all /64 itself.
+    pub fn route_client_prefix_from_gateway(&self) -> Result<()> {
+        let gateway = self.gateway();
+        let Some(first) = self.members.iter().find(|m| !m.is_gateway()) else {
+            return Ok(());
+        };
+        let toward_gateway = format!("m-{}", gateway.name);
+        let toward_first = format!("m-{}", first.name);
+        let out = first.ip(&[
+            "-6",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            &toward_gateway,
+            "scope",
+            "link",
+        ])?;
+        let link_local = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} has no link-local address on {toward_gateway}",
+                    first.name
+                ))
+            })?
+            .to_string();
+        gateway
+            .ip(&[
+                "-6",
+                "route",
+                "replace",
+                CLIENT_PREFIX,
+                "via",
+                &link_local,
+                "dev",
+                &toward_first,
+            ])
+            .map(|_| ())
     }
 
     /// babeld router-id of member `index`: `02:<lab id>:00:<index>`, unique across labs.

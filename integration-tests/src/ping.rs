@@ -36,6 +36,9 @@ pub struct PingResult {
     pub send_errors: u32,
     /// The first send error, if any.
     pub first_error: Option<String>,
+    /// ICMPv6 destination-unreachable errors about our requests, by code
+    /// (3 = address unreachable), with the router that sent them.
+    pub unreachable: Vec<(u8, Ipv6Addr)>,
 }
 
 impl PingResult {
@@ -164,6 +167,7 @@ fn run(
         rtts: vec![None; count as usize],
         send_errors: 0,
         first_error: None,
+        unreachable: Vec::new(),
     };
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
     let start = Instant::now();
@@ -196,7 +200,11 @@ fn run(
         } else {
             deadline
         };
-        if let Some(seq) = receive_reply(&sock, dst, id, wake.saturating_duration_since(now))? {
+        let reply = receive_reply(&sock, dst, id, wake.saturating_duration_since(now))?;
+        if let Some(Reply::Unreachable { code, from }) = reply {
+            result.unreachable.push((code, from));
+        }
+        if let Some(Reply::Echo(seq)) = reply {
             let idx = seq as usize;
             if let (Some(Some(t)), Some(slot)) = (sent_at.get(idx), result.rtts.get_mut(idx)) {
                 if slot.is_none() {
@@ -243,8 +251,17 @@ fn send_echo(sock: &OwnedFd, dst: Ipv6Addr, scope: u32, id: u16, seq: u16) -> st
     Ok(())
 }
 
-/// Waits up to `wait` for one ICMPv6 packet; returns the sequence if it is our reply.
-fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<u16>> {
+/// What one received ICMPv6 message meant for this ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// Our echo reply with this sequence number.
+    Echo(u16),
+    /// A destination-unreachable error quoting one of our requests.
+    Unreachable { code: u8, from: Ipv6Addr },
+}
+
+/// Waits up to `wait` for one ICMPv6 packet; returns what it means for us.
+fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<Reply>> {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
         events: libc::POLLIN,
@@ -295,8 +312,32 @@ fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Resu
     ))
 }
 
+/// Destination unreachable (RFC 4443 §3.1).
+const DEST_UNREACHABLE: u8 = 1;
+
+/// What `packet` (an ICMPv6 message from `from`) means for our ping to `dst`.
+fn parse_reply(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<Reply> {
+    if packet.first() == Some(&DEST_UNREACHABLE) {
+        // The quoted packet: IPv6 header after 8 bytes, our echo request after it.
+        let quoted = packet.get(HEADER_LEN..)?;
+        let quoted_dst: [u8; 16] = quoted.get(24..40)?.try_into().ok()?;
+        let echo = quoted.get(40..48)?;
+        if Ipv6Addr::from(quoted_dst) == dst
+            && echo.first() == Some(&ECHO_REQUEST)
+            && echo.get(4..6) == Some(&id.to_be_bytes()[..])
+        {
+            return Some(Reply::Unreachable {
+                code: *packet.get(1)?,
+                from,
+            });
+        }
+        return None;
+    }
+    Some(Reply::Echo(parse_echo(packet, from, dst, id)?))
+}
+
 /// The sequence number if `packet` (an ICMPv6 message) is our echo reply from `dst`.
-fn parse_reply(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<u16> {
+fn parse_echo(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<u16> {
     if packet.len() < HEADER_LEN || packet[0] != ECHO_REPLY || from != dst {
         return None;
     }
@@ -314,12 +355,29 @@ mod tests {
     fn reply_matching() {
         let dst: Ipv6Addr = "fdff::4".parse().expect("addr");
         let reply = [ECHO_REPLY, 0, 0, 0, 0x12, 0x34, 0, 7];
-        assert_eq!(parse_reply(&reply, dst, dst, 0x1234), Some(7));
+        assert_eq!(parse_reply(&reply, dst, dst, 0x1234), Some(Reply::Echo(7)));
         assert_eq!(parse_reply(&reply, dst, dst, 0x1235), None);
         assert_eq!(parse_reply(&reply, Ipv6Addr::LOCALHOST, dst, 0x1234), None);
         assert_eq!(parse_reply(&reply[..4], dst, dst, 0x1234), None);
         let request = [ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 7];
         assert_eq!(parse_reply(&request, dst, dst, 0x1234), None);
+        // An address-unreachable error quoting our request.
+        let src: Ipv6Addr = "2001:db8::1".parse().expect("addr");
+        let mut error = vec![DEST_UNREACHABLE, 3, 0, 0, 0, 0, 0, 0];
+        error.extend_from_slice(&[0x60, 0, 0, 0, 0, 24, 58, 64]);
+        error.extend_from_slice(&src.octets());
+        error.extend_from_slice(&dst.octets());
+        error.extend_from_slice(&request);
+        let router: Ipv6Addr = "fdff::1".parse().expect("addr");
+        assert_eq!(
+            parse_reply(&error, router, dst, 0x1234),
+            Some(Reply::Unreachable {
+                code: 3,
+                from: router
+            })
+        );
+        assert_eq!(parse_reply(&error, router, dst, 0x1235), None);
+        assert_eq!(parse_reply(&error[..40], router, dst, 0x1234), None);
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! Reaching undiscovered clients: in a 4-node chain with the gateway behind
+//! n1, clients behind n3 and n4 that no node knows are pinged from the
+//! gateway. The first packet falls into n1's TUN catch-all, n1 seeks, the
+//! finder installs the host route and tells n1 at once, and the held
+//! packets arrive. No request may be lost, for every client, and every
+//! node ends up with exactly one route to each client, pointing the right
+//! way. An address no client uses gets ICMPv6 address unreachable and
+//! leaves nothing behind.
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use l3roamd_lab::{
+    grpc_call, require_root_and_tools, wait, Daemon, Lab, LabOptions, Launch, Route, GATEWAY,
+};
+
+/// The routes of `node` to `addr/128`, of any protocol, except unreachable ones.
+fn host_routes(lab: &Lab, node: &str, addr: Ipv6Addr) -> Vec<Route> {
+    let want = addr.to_string();
+    lab.node(node)
+        .expect("node")
+        .routes()
+        .expect("routes")
+        .into_iter()
+        .filter(|r| r.dst == want && r.kind == "unicast")
+        .collect()
+}
+
+/// One of core's counters on `node`.
+fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
+    let socket = lab.node(node).expect("node").socket(Daemon::Core);
+    let status = grpc_call(&socket, "l3roamd.v1.Core/GetStatus", "{}").expect("core status");
+    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    json["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| {
+            c["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .or(c["value"].as_u64())
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until every node has exactly one unicast route to `addr`: the
+/// serving node through its client bridge (our protocol 158), the others
+/// through babel towards it.
+fn wait_one_route_each(lab: &Lab, addr: Ipv6Addr, serving: &str) {
+    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
+    let result = wait::until(
+        &format!("one route to {addr} on every node"),
+        Duration::from_secs(20),
+        || {
+            let mut wrong = Vec::new();
+            for node in &nodes {
+                let routes = host_routes(lab, node, addr);
+                let ok = match routes.as_slice() {
+                    [r] if node == serving => {
+                        r.protocol == "158" && r.dev.as_deref() == Some("br-client")
+                    }
+                    [r] => {
+                        r.protocol == "babel"
+                            && r.dev.as_deref().is_some_and(|d| d.starts_with("m-"))
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    wrong.push(format!("{node}: {routes:?}"));
+                }
+            }
+            Ok(if wrong.is_empty() {
+                wait::Check::Ready(())
+            } else {
+                wait::Check::Pending(wrong.join("; "))
+            })
+        },
+    );
+    if let Err(e) = result {
+        panic!("{e}\n{}", lab.report());
+    }
+}
+
+#[test]
+fn undiscovered_clients_are_reached_without_loss() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(4)).expect("build chain");
+    let c1 = lab.add_client("c1", "n4").expect("c1").address;
+    let c2 = lab.add_client("c2", "n4").expect("c2").address;
+    let c3 = lab.add_client("c3", "n3").expect("c3").address;
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+
+    for (client, addr, serving) in [("c1", c1, "n4"), ("c2", c2, "n4"), ("c3", c3, "n3")] {
+        assert!(
+            host_routes(&lab, "n1", addr).is_empty(),
+            "{client} must be undiscovered before the ping"
+        );
+        let ping = lab
+            .ping(GATEWAY, addr, 10, Duration::from_millis(20))
+            .expect("ping");
+        if !ping.all_received() {
+            panic!("{client} ({addr}): {ping}\n{}", lab.report());
+        }
+        eprintln!(
+            "{client} {addr} behind {serving}: first reply after {:?}",
+            ping.rtts[0].unwrap_or_default()
+        );
+        wait_one_route_each(&lab, addr, serving);
+        // Traffic keeps flowing once the route is everywhere.
+        let ping = lab
+            .ping(GATEWAY, addr, 20, Duration::from_millis(10))
+            .expect("ping");
+        assert!(ping.all_received(), "{client} after convergence: {ping}");
+    }
+    assert!(
+        core_counter(&lab, "n4", "found_sent") >= 1,
+        "n4 told the seeker directly"
+    );
+    assert!(
+        core_counter(&lab, "n1", "found_received") >= 1,
+        "n1 heard FOUND"
+    );
+    assert_eq!(core_counter(&lab, "n1", "held_now"), 0);
+}
+
+#[test]
+fn unused_address_is_unreachable_and_leaves_nothing_behind() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    lab.add_client("c1", "n2").expect("c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    let nobody: Ipv6Addr = "fddd:1::dead".parse().expect("addr");
+    // Three requests, then wait out the hold time (5 s) plus margin.
+    let ping = lab
+        .ping(GATEWAY, nobody, 3, Duration::from_millis(100))
+        .expect("ping");
+    assert_eq!(ping.received, 0, "{ping}");
+    let errors = wait::until(
+        "ICMPv6 address unreachable at the sender",
+        Duration::from_secs(10),
+        || {
+            let p = lab.ping(GATEWAY, nobody, 1, Duration::from_millis(100))?;
+            Ok(if p.unreachable.iter().any(|(code, _)| *code == 3) {
+                wait::Check::Ready(p.unreachable)
+            } else {
+                wait::Check::Pending(format!("{p}, errors {:?}", p.unreachable))
+            })
+        },
+    );
+    let errors = match errors {
+        Ok(e) => e,
+        Err(e) => panic!("{e}\n{}", lab.report()),
+    };
+    assert!(errors.iter().all(|(code, _)| *code == 3), "{errors:?}");
+    // Nothing left: no held packets, no sought destinations, no route.
+    let clean = wait::until(
+        "no state left for the unused address",
+        Duration::from_secs(10),
+        || {
+            let held = core_counter(&lab, "n1", "held_now");
+            let sought = core_counter(&lab, "n1", "destinations_sought_now");
+            let routes: usize = ["n1", "n2"]
+                .iter()
+                .map(|n| host_routes(&lab, n, nobody).len())
+                .sum();
+            Ok(if held == 0 && sought == 0 && routes == 0 {
+                wait::Check::Ready(())
+            } else {
+                wait::Check::Pending(format!("held {held}, sought {sought}, routes {routes}"))
+            })
+        },
+    );
+    if let Err(e) = clean {
+        panic!("{e}\n{}", lab.report());
+    }
+    assert!(core_counter(&lab, "n1", "unreachable_sent") >= 1);
+}
