@@ -389,6 +389,7 @@ mod tests {
             rtts: vec![Some(Duration::from_millis(2)), None],
             send_errors: 0,
             first_error: None,
+            unreachable: Vec::new(),
         };
         assert!(!r.all_received());
         assert_eq!(r.mean_rtt(), Some(Duration::from_millis(2)));
