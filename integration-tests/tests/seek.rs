@@ -187,3 +187,136 @@ fn unused_address_is_unreachable_and_leaves_nothing_behind() {
     }
     assert!(core_counter(&lab, "n1", "unreachable_sent") >= 1);
 }
+
+/// Sends one UDP datagram from the gateway to each of `count` unknown
+/// client addresses, as a scan of the client /64 would.
+fn scan_from_gateway(lab: &Lab, count: u32) {
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+         for i in range({count}):\n\
+         \x20   s.sendto(b'scan', ('fddd:1::f:%x' % (i + 1), 9))\n"
+    );
+    lab.gateway()
+        .exec(&["python3", "-c", &script])
+        .expect("scan from the gateway");
+}
+
+#[test]
+fn a_scan_of_the_prefix_stays_within_bounds() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    lab.add_client("c1", "n2").expect("c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    scan_from_gateway(&lab, 600);
+    // The queue's default bound is 256 destinations at once. The TUN
+    // device's own queue (500 packets) may drop part of such a burst before
+    // core reads it: wait until core has read what it will read.
+    let mut last = 0;
+    let peak = wait::until_every(
+        "the scan reached n1",
+        Duration::from_secs(5),
+        Duration::from_millis(250),
+        || {
+            let received = core_counter(&lab, "n1", "tun_received");
+            let settled = received > 256 && received == last;
+            last = received;
+            Ok(if settled {
+                wait::Check::Ready(core_counter(&lab, "n1", "destinations_sought_now"))
+            } else {
+                wait::Check::Pending(format!("{received} packets read from the TUN device"))
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+    let dropped = core_counter(&lab, "n1", "dropped_too_many_destinations");
+    assert_eq!(
+        peak, 256,
+        "the bound of 256 destinations is reached, not exceeded (read {last})"
+    );
+    assert!(
+        dropped > 0,
+        "destinations beyond the bound are dropped and counted (read {last})"
+    );
+    // ndproxy caps the seeks it floods (burst 40, then 20 per second).
+    let ndproxy = lab.node("n1").expect("n1").socket(Daemon::NdProxy);
+    let status: serde_json::Value = serde_json::from_str(
+        &grpc_call(&ndproxy, "l3roamd.v1.NdProxy/GetStatus", "{}").expect("ndproxy status"),
+    )
+    .expect("JSON");
+    let counter = |name: &str| -> u64 {
+        status["counters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["value"].as_str().and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    assert!(
+        counter("seeks_sent") < 256,
+        "seeks sent: {}",
+        counter("seeks_sent")
+    );
+    assert!(counter("seeks_suppressed_rate") > 0);
+    // After the hold time nothing is left.
+    wait::until("the scan's state is gone", Duration::from_secs(15), || {
+        let held = core_counter(&lab, "n1", "held_now");
+        let sought = core_counter(&lab, "n1", "destinations_sought_now");
+        Ok(if held == 0 && sought == 0 {
+            wait::Check::Ready(())
+        } else {
+            wait::Check::Pending(format!("held {held}, sought {sought}"))
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+}
+
+#[test]
+fn core_stopped_while_holding_packets_leaves_nothing_behind() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    lab.add_client("c1", "n2").expect("c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    // Reach c1 once, so n2 holds a host route of its own.
+    let c1 = lab.client("c1").expect("c1").address;
+    let ping = lab
+        .ping(GATEWAY, c1, 3, Duration::from_millis(20))
+        .expect("ping");
+    assert!(ping.all_received(), "{ping}");
+    // Hold packets on n1 for an address nobody has.
+    scan_from_gateway(&lab, 5);
+    wait::until("n1 holds packets", Duration::from_secs(5), || {
+        let held = core_counter(&lab, "n1", "held_now");
+        Ok(if held > 0 {
+            wait::Check::Ready(())
+        } else {
+            wait::Check::Pending("nothing held yet".to_string())
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+    for node in ["n1", "n2"] {
+        let status = lab.stop_daemon(node, Daemon::Core).expect("stop core");
+        assert!(status.success(), "{node}: core exited with {status}");
+        let n = lab.node(node).expect("node");
+        let links = n.ip(&["-o", "link", "show"]).expect("links");
+        assert!(!links.contains("l3roam0"), "{node}: TUN device left behind");
+        let routes = n
+            .ip(&["-6", "route", "show", "table", "all", "proto", "158"])
+            .expect("routes");
+        assert!(
+            routes.trim().is_empty(),
+            "{node}: routes left behind: {routes}"
+        );
+    }
+}
