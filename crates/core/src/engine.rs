@@ -364,6 +364,10 @@ impl Engine {
                 tracing::debug!(error = %e, "malformed data-path packet");
                 return;
             }
+            Received::Truncated => {
+                self.counters.datapath_malformed += 1;
+                return;
+            }
         };
         match packet.body {
             Body::Found { addr, .. } => {

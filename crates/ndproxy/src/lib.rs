@@ -44,7 +44,7 @@ mod icmp;
 mod links;
 mod mesh;
 pub mod nd;
-mod pktinfo;
+use l3roamd_net::pktinfo;
 mod rpc;
 pub mod seek;
 mod tasks;

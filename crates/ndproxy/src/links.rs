@@ -7,7 +7,6 @@
 //! recreated with another index while ndproxy runs (a mesh VPN coming up, a
 //! bridge rebuilt), so the event loop reads them again every few seconds.
 
-use std::ffi::CString;
 use std::net::Ipv6Addr;
 
 use l3roamd_types::MacAddr;
@@ -32,13 +31,7 @@ pub fn lookup(name: &str) -> Option<Link> {
     })
 }
 
-/// The index of interface `name`, if it exists.
-pub fn index_of(name: &str) -> Option<u32> {
-    let c_name = CString::new(name).ok()?;
-    // SAFETY: `c_name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    (index != 0).then_some(index)
-}
+pub use l3roamd_net::interface_index as index_of;
 
 /// The MAC of interface `name` from sysfs; `None` for interfaces without
 /// one (a TUN device, WireGuard) or when it cannot be read.

@@ -216,7 +216,7 @@ mod tests {
         let std::net::SocketAddr::V6(to) = rx.local_addr().unwrap() else {
             panic!("not IPv6");
         };
-        let lo = crate::links::index_of("lo").unwrap();
+        let lo = crate::interface_index("lo").unwrap();
         assert_eq!(
             send(&tx, b"hello", to, Some(Ipv6Addr::LOCALHOST), lo).unwrap(),
             5
