@@ -219,5 +219,144 @@ fn run(lab: &mut Lab, args: &Args) -> l3roamd_lab::Result<()> {
             problems.join(", ")
         )));
     }
+
+    seek_and_roam(lab, &client.name, client.address, &last)
+}
+
+/// The host routes (`/128`) of `addr` on every node, one line each.
+fn show_host_routes(lab: &Lab, addr: std::net::Ipv6Addr) -> l3roamd_lab::Result<()> {
+    let want = addr.to_string();
+    for node in lab.nodes() {
+        let routes: Vec<String> = node
+            .routes()?
+            .into_iter()
+            .filter(|r| r.dst == want && r.kind == "unicast")
+            .map(|r| {
+                format!(
+                    "proto {} dev {}{}",
+                    r.protocol,
+                    r.dev.as_deref().unwrap_or("-"),
+                    r.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        println!(
+            "      {:<4} {}",
+            node.name,
+            if routes.is_empty() {
+                "(none)".to_string()
+            } else {
+                routes.join("; ")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The mission in two acts: reach a client nobody knows, then let it roam.
+fn seek_and_roam(
+    lab: &mut Lab,
+    client: &str,
+    addr: std::net::Ipv6Addr,
+    home: &str,
+) -> l3roamd_lab::Result<()> {
+    step(&format!(
+        "Pinging {client} ({addr}) from the gateway: no node knows it yet"
+    ));
+    println!("    host routes before:");
+    show_host_routes(lab, addr)?;
+    let ping = lab.ping("gw", addr, 10, Duration::from_millis(20))?;
+    println!("    ping gw → {addr}: {ping}");
+    if let Some(Some(first)) = ping.rtts.first() {
+        println!(
+            "    first reply after {first:.1?}: n1 held the packet, flooded a SEEK, {home} found \
+             the client, installed the host route and told n1 directly (FOUND); the held \
+             packets went to {home} encapsulated, before babel had spread the route"
+        );
+    }
+    let t = Instant::now();
+    l3roamd_lab::wait::until("the host route reached n1", Duration::from_secs(30), || {
+        let n1 = &lab.nodes()[0];
+        Ok(if n1.has_babel_route(addr)? {
+            l3roamd_lab::wait::Check::Ready(())
+        } else {
+            l3roamd_lab::wait::Check::Pending("no babel route on n1 yet".into())
+        })
+    })?;
+    println!(
+        "    babel's own route for {addr} reached n1 {:.1?} later",
+        t.elapsed()
+    );
+    println!("    host routes now:");
+    show_host_routes(lab, addr)?;
+
+    let Some(target) = lab.nodes().get(1).map(|n| n.name.clone()) else {
+        return Ok(());
+    };
+    if target == home {
+        return Ok(());
+    }
+    step(&format!(
+        "Moving {client} from {home} to {target} while the gateway pings it every 10 ms"
+    ));
+    let gw = lab.netns("gw")?.path();
+    let pinger = std::thread::spawn(move || {
+        l3roamd_lab::ping::ping(
+            &gw,
+            addr,
+            None,
+            300,
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    lab.move_client(client, &target)?;
+    let result = pinger
+        .join()
+        .map_err(|_| l3roamd_lab::Error::Usage("pinger thread panicked".into()))??;
+    let lost = result.rtts.iter().filter(|r| r.is_none()).count();
+    println!("    {result}: {lost} of 300 lost across the roam");
+    println!(
+        "    {target} claimed the client (CLAIM to its node-client address), {home} let go \
+         and answered with its addresses (INFO), {target} installed the host routes"
+    );
+    let t = Instant::now();
+    // In the chain, nodes before the new one route towards higher numbers,
+    // nodes after it towards lower ones.
+    let names: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
+    let t_index = names.iter().position(|n| *n == target).unwrap_or(0);
+    l3roamd_lab::wait::until("the routes moved", Duration::from_secs(30), || {
+        let want = addr.to_string();
+        let mut pending = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let routes: Vec<_> = lab
+                .node(name)?
+                .routes()?
+                .into_iter()
+                .filter(|r| r.dst == want && r.kind == "unicast")
+                .collect();
+            let expected_dev = match i.cmp(&t_index) {
+                std::cmp::Ordering::Equal => "br-client".to_string(),
+                std::cmp::Ordering::Less => format!("m-{}", names[i + 1]),
+                std::cmp::Ordering::Greater => format!("m-{}", names[i - 1]),
+            };
+            let ok =
+                matches!(routes.as_slice(), [r] if r.dev.as_deref() == Some(expected_dev.as_str()));
+            if !ok {
+                pending.push(format!("{name}: {routes:?}"));
+            }
+        }
+        Ok(if pending.is_empty() {
+            l3roamd_lab::wait::Check::Ready(())
+        } else {
+            l3roamd_lab::wait::Check::Pending(pending.join("; "))
+        })
+    })?;
+    println!(
+        "    routes settled {:.1?} after the pings ended:",
+        t.elapsed()
+    );
+    show_host_routes(lab, addr)?;
     Ok(())
 }
