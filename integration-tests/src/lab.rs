@@ -214,6 +214,8 @@ pub struct Lab {
     created: Vec<Netns>,
     babeld: Vec<ManagedProcess>,
     daemons: Vec<RunningDaemon>,
+    /// The configuration each node's daemons were last started with.
+    configs: Vec<(String, DaemonConfig)>,
     bin_dir: Option<BinDir>,
     torn_down: bool,
 }
@@ -239,6 +241,7 @@ impl Lab {
             created: Vec::new(),
             babeld: Vec::new(),
             daemons: Vec::new(),
+            configs: Vec::new(),
             bin_dir: None,
             torn_down: false,
         };
@@ -763,29 +766,54 @@ impl Lab {
         launch: Launch,
         config: &DaemonConfig,
     ) -> Result<()> {
+        self.start_some_with(node, &Daemon::ALL, launch, config)
+    }
+
+    /// Starts one `daemon` on `node` again (e.g. after [`Lab::stop_daemon`]),
+    /// with the configuration the node's daemons were last started with (the
+    /// lab's default one if none was), and waits until its socket accepts
+    /// connections.
+    pub fn start_daemon(&mut self, node: &str, daemon: Daemon, launch: Launch) -> Result<()> {
+        let config = match self.configs.iter().find(|(n, _)| n == node) {
+            Some((_, c)) => c.clone(),
+            None => self.daemon_config(node)?,
+        };
+        self.start_some_with(node, &[daemon], launch, &config)
+    }
+
+    /// Starts `daemons` (in that order) on `node` with `config`.
+    fn start_some_with(
+        &mut self,
+        node: &str,
+        daemons: &[Daemon],
+        launch: Launch,
+        config: &DaemonConfig,
+    ) -> Result<()> {
         let bins = self.bins()?;
         let links = self.dir.join("multicall-bin");
         if launch == Launch::MulticallSymlink {
             bins.make_multicall_links(&links)?;
         }
         // Resolve all programs first, so a missing binary starts nothing.
-        let programs = Daemon::ALL
+        let programs = daemons
             .iter()
             .map(|d| bins.program(*d, launch, &links).map(|p| (*d, p)))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(running) = daemons.iter().find(|daemon| {
+            self.daemons
+                .iter()
+                .any(|d| d.node == node && d.daemon == **daemon)
+        }) {
+            return Err(Error::Usage(format!("{running} already runs on {node}")));
+        }
         let n = self.node(node)?.clone();
         let conf = n.config_path();
         write_file(&conf, &config.render())?;
         std::fs::create_dir_all(&config.socket_dir)
             .map_err(|e| Error::io(format!("creating {}", config.socket_dir.display()), e))?;
+        self.configs.retain(|(name, _)| name != node);
+        self.configs.push((node.to_string(), config.clone()));
         for (daemon, (program, lead)) in programs {
-            if self
-                .daemons
-                .iter()
-                .any(|d| d.node == node && d.daemon == daemon)
-            {
-                return Err(Error::Usage(format!("{daemon} already runs on {node}")));
-            }
             let mut args: Vec<OsString> = lead.into_iter().map(OsString::from).collect();
             args.push("-c".into());
             args.push(conf.clone().into_os_string());
@@ -803,8 +831,8 @@ impl Lab {
                 process,
             });
         }
-        for daemon in Daemon::ALL {
-            self.wait_daemon_up(node, daemon, &config.socket(daemon), DAEMON_START_TIMEOUT)?;
+        for daemon in daemons {
+            self.wait_daemon_up(node, *daemon, &config.socket(*daemon), DAEMON_START_TIMEOUT)?;
         }
         Ok(())
     }
@@ -855,6 +883,55 @@ impl Lab {
             .ok_or_else(|| Error::Usage(format!("{daemon} does not run on {node}")))?;
         let mut entry = self.daemons.remove(idx);
         entry.process.stop(STOP_GRACE)
+    }
+
+    /// Kills every process of `node` (its daemons and babeld) with SIGKILL,
+    /// as a power cut would: nothing is cleaned up or retracted. The
+    /// namespace and its links stay until [`Lab::remove_node`].
+    pub fn kill_node(&mut self, node: &str) -> Result<()> {
+        let n = self.node(node)?;
+        if n.is_gateway() {
+            return Err(Error::Usage("the gateway cannot be killed".into()));
+        }
+        let babeld_name = format!("{node}/babeld");
+        let mut first_error = None;
+        let daemons = self.daemons.iter_mut().filter(|d| d.node == node);
+        let processes = daemons
+            .map(|d| &mut d.process)
+            .chain(self.babeld.iter_mut().filter(|p| p.name() == babeld_name));
+        for p in processes {
+            let result = p
+                .signal(libc::SIGKILL)
+                .and_then(|()| p.wait_exit(Duration::from_secs(5)).map(|_| ()));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.daemons.retain(|d| d.node != node);
+        self.babeld.retain(|p| p.name() != babeld_name);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Takes `node` out of the mesh for good: kills its processes (see
+    /// [`Lab::kill_node`]) and deletes its namespace, so every link to it
+    /// vanishes (a client still plugged into it loses its interface). The
+    /// node is forgotten: it is no longer in [`Lab::nodes`], and teardown
+    /// does not touch it again. Its directory (logs) stays with the lab's.
+    /// Its neighbours' configurations still name their link to it: remove
+    /// a node only after their daemons started.
+    pub fn remove_node(&mut self, node: &str) -> Result<()> {
+        self.kill_node(node)?;
+        let idx = self
+            .members
+            .iter()
+            .position(|m| m.name == node)
+            .ok_or_else(|| Error::Usage(format!("no node {node} in lab {}", self.id)))?;
+        // Deleted first: if that fails, teardown tries again.
+        self.members[idx].netns.delete()?;
+        let removed = self.members.remove(idx);
+        self.configs.retain(|(name, _)| name != node);
+        self.created.retain(|ns| ns.name() != removed.netns.name());
+        Ok(())
     }
 
     // ===== observation =====

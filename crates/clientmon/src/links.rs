@@ -56,12 +56,23 @@ impl Link {
                 .flags
                 .contains(LinkFlags::Up | LinkFlags::LowerUp),
         };
+        // IFLA_LINK names an interface of another namespace when
+        // IFLA_LINK_NETNSID comes along (a veth's peer, a macvlan or VXLAN
+        // whose lower device was moved away): that index means nothing here,
+        // and taken as a local one it could be a client bridge, making the
+        // neighbours of a mesh veth look like clients.
+        let foreign_lower = msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::LinkNetNsId(_)));
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(name) => link.name = name.clone(),
                 LinkAttribute::Address(bytes) => link.mac = MacAddr::from_slice(bytes).ok(),
                 LinkAttribute::Controller(index) => link.master = Some(*index),
-                LinkAttribute::Link(index) if *index != 0 && *index != msg.header.index => {
+                LinkAttribute::Link(index)
+                    if *index != 0 && *index != msg.header.index && !foreign_lower =>
+                {
                     link.lower = Some(*index)
                 }
                 LinkAttribute::LinkInfo(infos) => {
@@ -296,6 +307,37 @@ mod tests {
         assert_eq!(links.client_side(3), Some("br-client"));
         assert_eq!(links.client_side(6), None);
         assert_eq!(links.client_side(99), None);
+    }
+
+    fn message(index: u32, name: &str, attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up | LinkFlags::LowerUp;
+        msg.attributes = vec![LinkAttribute::IfName(name.into())];
+        msg.attributes.extend(attributes);
+        msg
+    }
+
+    #[test]
+    fn a_lower_device_in_another_namespace_is_not_a_local_one() {
+        let mut links = node();
+        // A macvlan on br-client (index 2) in this namespace.
+        let local = message(8, "macvlan0", vec![LinkAttribute::Link(2)]);
+        let local = Link::from_message(&local).expect("link");
+        assert_eq!(local.lower, Some(2));
+        // A mesh veth whose peer has index 2 in the neighbour's namespace:
+        // its neighbours (the next mesh node) are not on the client side.
+        let veth = message(
+            9,
+            "m-n3",
+            vec![LinkAttribute::Link(2), LinkAttribute::LinkNetNsId(0)],
+        );
+        let veth = Link::from_message(&veth).expect("link");
+        assert_eq!(veth.lower, None);
+        assert!(links.upsert(veth).is_empty());
+        assert_eq!(links.client_side(9), None);
+        assert!(links.upsert(local).is_empty());
+        assert_eq!(links.client_side(8), Some("br-client"));
     }
 
     #[test]
