@@ -21,6 +21,12 @@ pub struct CoreConfig {
     pub export_table: u32,
     /// Route protocol number that marks the routes core owns.
     pub route_protocol: u8,
+    /// Kernel metric of core's host routes. It must stay below any metric
+    /// babeld installs (96 per hop on wired links), so that a route babel
+    /// learned for a client this node serves never wins over ours: babeld
+    /// 1.12.1 can install such a route after one of its redistributed routes
+    /// is withdrawn (fixed in 1.12.2).
+    pub host_route_metric: u32,
     /// Milliseconds a destination may go unanswered before its held
     /// packets are dropped and their senders told it is unreachable.
     pub hold_time_ms: u64,
@@ -53,6 +59,7 @@ impl Default for CoreConfig {
             tun_device: "l3roam0".to_string(),
             export_table: 254,
             route_protocol: 158,
+            host_route_metric: 32,
             hold_time_ms: 5_000,
             reseek_interval_ms: 1_000,
             found_time_ms: 30_000,
@@ -112,6 +119,15 @@ impl CoreConfig {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
+        }
+        if self.host_route_metric >= 96 {
+            return Err(ConfigError::invalid(
+                "core.host_route_metric",
+                format!(
+                    "{} is not below babel's smallest installed metric (96)",
+                    self.host_route_metric
+                ),
+            ));
         }
         if self.queue_bytes < 1280 {
             return Err(ConfigError::invalid(

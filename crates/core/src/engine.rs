@@ -154,6 +154,7 @@ impl Engine {
                     tun_index,
                     config.export_table,
                     config.route_protocol,
+                    None,
                 )
                 .await
                 .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
@@ -453,6 +454,7 @@ impl Engine {
                                     self.lo_index,
                                     self.config.export_table,
                                     self.config.route_protocol,
+                                    self.config.host_route_metric,
                                 )
                                 .await
                         }
@@ -510,6 +512,7 @@ impl Engine {
                 ifindex,
                 self.config.export_table,
                 self.config.route_protocol,
+                self.config.host_route_metric,
             )
             .await
         {

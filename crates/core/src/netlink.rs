@@ -201,18 +201,21 @@ impl Kernel {
     }
 
     /// Installs (or replaces) the host route `dst/128 dev ifindex` in `table`
-    /// with route protocol `protocol`.
+    /// with route protocol `protocol` and route metric `metric`.
     pub async fn add_host_route(
         &self,
         dst: Ipv6Addr,
         ifindex: u32,
         table: u32,
         protocol: u8,
+        metric: u32,
     ) -> Result<(), KernelError> {
-        self.add_route(dst, 128, ifindex, table, protocol).await
+        self.add_route(dst, 128, ifindex, table, protocol, Some(metric))
+            .await
     }
 
-    /// Installs (or replaces) `dst/len dev ifindex` in `table` with `protocol`.
+    /// Installs (or replaces) `dst/len dev ifindex` in `table` with
+    /// `protocol` and, if given, `metric` (else the kernel's default, 1024).
     pub async fn add_route(
         &self,
         dst: Ipv6Addr,
@@ -220,13 +223,17 @@ impl Kernel {
         ifindex: u32,
         table: u32,
         protocol: u8,
+        metric: Option<u32>,
     ) -> Result<(), KernelError> {
-        let message = RouteMessageBuilder::<Ipv6Addr>::new()
+        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
             .destination_prefix(dst, len)
             .output_interface(ifindex)
             .table_id(table)
-            .protocol(RouteProtocol::from(protocol))
-            .build();
+            .protocol(RouteProtocol::from(protocol));
+        if let Some(metric) = metric {
+            builder = builder.priority(metric);
+        }
+        let message = builder.build();
         self.handle
             .route()
             .add(message)
