@@ -378,12 +378,17 @@ impl Engine {
                 self.execute(actions).await;
             }
             Body::Data { payload } => {
-                let ours =
-                    addresses(&payload).is_some_and(|(_, dst)| self.local.contains_key(&dst));
-                if !ours {
+                // Anything for a client prefix goes into the TUN device: the
+                // kernel routes it to the client, or, if its host route is not
+                // installed yet (the client has just arrived and its INFO is
+                // on its way, or never comes), back into the catch-all, where
+                // it is held and sought on our own links like any packet.
+                let dst = addresses(&payload).map(|(_, dst)| dst);
+                let Some(dst) = dst.filter(|d| self.is_client(d)) else {
                     self.counters.data_refused += 1;
                     return;
-                }
+                };
+                self.held.data_from(dst, packet.sender);
                 match self.tun.send(&payload).await {
                     Ok(()) => self.counters.data_delivered += 1,
                     Err(e) => {

@@ -326,6 +326,17 @@ impl HeldPackets {
             .collect()
     }
 
+    /// An encapsulated packet for `dst` arrived from `node`. If we were
+    /// sending `dst`'s packets to that very node, it no longer has the client
+    /// (it roamed back here, and our route is not installed yet): stop, or
+    /// the two nodes would bounce the packets between them until their hop
+    /// limit runs out. They are held here instead, until the route appears.
+    pub fn data_from(&mut self, dst: Ipv6Addr, node: Ipv6Addr) {
+        if self.found.get(&dst).is_some_and(|f| f.node == node) {
+            self.found.remove(&dst);
+        }
+    }
+
     /// Timers: give up on destinations held too long, seek again those
     /// still waiting, forget finders whose time is up.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
@@ -450,6 +461,30 @@ mod tests {
         q.route_appeared(addr(C1));
         assert_eq!(
             q.packet(packet(GW, C1, 4), t0),
+            vec![Action::Seek(addr(C1))]
+        );
+    }
+
+    #[test]
+    fn data_from_the_finder_stops_forwarding_back_to_it() {
+        // n5 released the client to n2 (found → n2); the client came back to
+        // n5, and n2 now sends n5 the packets it still gets.
+        let mut q = queue(Limits::default());
+        let t0 = Instant::now();
+        let n2 = addr("fdff::2");
+        q.found(addr(C1), n2, t0);
+        q.data_from(addr(C1), addr("fdff::9"));
+        assert_eq!(
+            q.found_destinations(),
+            1,
+            "another node's DATA changes nothing"
+        );
+        q.data_from(addr(C1), n2);
+        assert_eq!(q.found_destinations(), 0);
+        // The packet written to the TUN device falls back into the catch-all:
+        // held and sought here, not sent back to n2.
+        assert_eq!(
+            q.packet(packet(GW, C1, 1), t0),
             vec![Action::Seek(addr(C1))]
         );
     }
