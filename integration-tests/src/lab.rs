@@ -981,6 +981,57 @@ impl Lab {
         )
     }
 
+    /// The unicast routes of `node` to `addr/128`, of any protocol.
+    pub fn host_routes(&self, node: &str, addr: Ipv6Addr) -> Result<Vec<Route>> {
+        let want = addr.to_string();
+        Ok(self
+            .node(node)?
+            .routes()?
+            .into_iter()
+            .filter(|r| r.dst == want && r.kind == "unicast")
+            .collect())
+    }
+
+    /// Waits until every node has exactly one route to each of `addrs`: the
+    /// `serving` node through its client bridge (core's protocol 158), the
+    /// others through babel over a mesh link; returns how long that took.
+    pub fn wait_served_by(
+        &self,
+        addrs: &[Ipv6Addr],
+        serving: &str,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let start = Instant::now();
+        let nodes: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        wait::until(&format!("{addrs:?} served by {serving}"), timeout, || {
+            let mut wrong = Vec::new();
+            for node in &nodes {
+                for addr in addrs {
+                    let routes = self.host_routes(node, *addr)?;
+                    let ok = match routes.as_slice() {
+                        [r] if node == serving => {
+                            r.protocol == "158" && r.dev.as_deref() == Some(CLIENT_BRIDGE)
+                        }
+                        [r] => {
+                            r.protocol == "babel"
+                                && r.dev.as_deref().is_some_and(|d| d.starts_with("m-"))
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        wrong.push(format!("{node} {addr}: {routes:?}"));
+                    }
+                }
+            }
+            Ok(if wrong.is_empty() {
+                wait::Check::Ready(())
+            } else {
+                wait::Check::Pending(wrong.join("; "))
+            })
+        })?;
+        Ok(start.elapsed())
+    }
+
     /// Routes, babeld and daemon log tails of every namespace, for failure reports.
     pub fn report(&self) -> String {
         let mut out = format!("===== lab {} ({}) =====\n", self.id, self.dir.display());

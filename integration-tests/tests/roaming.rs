@@ -39,50 +39,10 @@ use l3roamd_lab::{
 /// long a route the old node failed to retract may linger.
 const BABEL_HOLD_MARGIN: Duration = Duration::from_secs(40);
 
-/// Unicast routes of `node` to `addr/128`.
-fn host_routes(lab: &Lab, node: &str, addr: Ipv6Addr) -> Vec<Route> {
-    let want = addr.to_string();
-    lab.node(node)
-        .expect("node")
-        .routes()
-        .expect("routes")
-        .into_iter()
-        .filter(|r| r.dst == want && r.kind == "unicast")
-        .collect()
-}
-
-/// Waits until every node has exactly one route to each of `addrs`: the
-/// serving node through its client bridge (protocol 158), the others
-/// through babel.
-fn wait_served_by(lab: &Lab, addrs: &[Ipv6Addr], serving: &str, timeout: Duration) {
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let result = wait::until(&format!("{addrs:?} served by {serving}"), timeout, || {
-        let mut wrong = Vec::new();
-        for node in &nodes {
-            for addr in addrs {
-                let routes = host_routes(lab, node, *addr);
-                let ok = match routes.as_slice() {
-                    [r] if node == serving => {
-                        r.protocol == "158" && r.dev.as_deref() == Some("br-client")
-                    }
-                    [r] => {
-                        r.protocol == "babel"
-                            && r.dev.as_deref().is_some_and(|d| d.starts_with("m-"))
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    wrong.push(format!("{node} {addr}: {routes:?}"));
-                }
-            }
-        }
-        Ok(if wrong.is_empty() {
-            wait::Check::Ready(())
-        } else {
-            wait::Check::Pending(wrong.join("; "))
-        })
-    });
-    if let Err(e) = result {
+/// Waits for `addrs` to be served by `serving` everywhere, or panics with
+/// the lab's report.
+fn served_or_panic(lab: &Lab, addrs: &[Ipv6Addr], serving: &str, timeout: Duration) {
+    if let Err(e) = lab.wait_served_by(addrs, serving, timeout) {
         panic!("{e}\n{}", lab.report());
     }
 }
@@ -167,7 +127,7 @@ fn client_with_several_addresses_roams_under_traffic() {
             .expect("ping");
         assert!(p.all_received(), "before roaming: {p}");
     }
-    wait_served_by(&lab, &addrs, "n4", Duration::from_secs(20));
+    served_or_panic(&lab, &addrs, "n4", Duration::from_secs(20));
     let nca = node_client_address(&client.mac);
     wait::until(
         "n4 holds the node-client address",
@@ -213,7 +173,7 @@ fn client_with_several_addresses_roams_under_traffic() {
     // slots in its table; fixed in 1.12.2), and then n3 keeps n4's route,
     // as good as n2's, until it expires. Traffic is not affected: n4
     // forwards what still comes its way to n2.
-    wait_served_by(&lab, &addrs, "n2", BABEL_HOLD_MARGIN);
+    served_or_panic(&lab, &addrs, "n2", BABEL_HOLD_MARGIN);
     assert!(!holds(&lab, "n4", &nca), "n4 still holds {nca}");
     wait::until(
         "n2 holds the node-client address",

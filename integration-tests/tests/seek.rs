@@ -11,20 +11,8 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use l3roamd_lab::{
-    grpc_call, require_root_and_tools, wait, Daemon, Lab, LabOptions, Launch, Route, GATEWAY,
+    grpc_call, require_root_and_tools, wait, Daemon, Lab, LabOptions, Launch, GATEWAY,
 };
-
-/// The routes of `node` to `addr/128`, of any protocol, except unreachable ones.
-fn host_routes(lab: &Lab, node: &str, addr: Ipv6Addr) -> Vec<Route> {
-    let want = addr.to_string();
-    lab.node(node)
-        .expect("node")
-        .routes()
-        .expect("routes")
-        .into_iter()
-        .filter(|r| r.dst == want && r.kind == "unicast")
-        .collect()
-}
 
 /// One of core's counters on `node`.
 fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
@@ -45,44 +33,6 @@ fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until every node has exactly one unicast route to `addr`: the
-/// serving node through its client bridge (our protocol 158), the others
-/// through babel towards it.
-fn wait_one_route_each(lab: &Lab, addr: Ipv6Addr, serving: &str) {
-    let nodes: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    let result = wait::until(
-        &format!("one route to {addr} on every node"),
-        Duration::from_secs(20),
-        || {
-            let mut wrong = Vec::new();
-            for node in &nodes {
-                let routes = host_routes(lab, node, addr);
-                let ok = match routes.as_slice() {
-                    [r] if node == serving => {
-                        r.protocol == "158" && r.dev.as_deref() == Some("br-client")
-                    }
-                    [r] => {
-                        r.protocol == "babel"
-                            && r.dev.as_deref().is_some_and(|d| d.starts_with("m-"))
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    wrong.push(format!("{node}: {routes:?}"));
-                }
-            }
-            Ok(if wrong.is_empty() {
-                wait::Check::Ready(())
-            } else {
-                wait::Check::Pending(wrong.join("; "))
-            })
-        },
-    );
-    if let Err(e) = result {
-        panic!("{e}\n{}", lab.report());
-    }
-}
-
 #[test]
 fn undiscovered_clients_are_reached_without_loss() {
     if !require_root_and_tools() {
@@ -99,7 +49,7 @@ fn undiscovered_clients_are_reached_without_loss() {
 
     for (client, addr, serving) in [("c1", c1, "n4"), ("c2", c2, "n4"), ("c3", c3, "n3")] {
         assert!(
-            host_routes(&lab, "n1", addr).is_empty(),
+            lab.host_routes("n1", addr).expect("routes").is_empty(),
             "{client} must be undiscovered before the ping"
         );
         let ping = lab
@@ -112,7 +62,9 @@ fn undiscovered_clients_are_reached_without_loss() {
             "{client} {addr} behind {serving}: first reply after {:?}",
             ping.rtts[0].unwrap_or_default()
         );
-        wait_one_route_each(&lab, addr, serving);
+        if let Err(e) = lab.wait_served_by(&[addr], serving, Duration::from_secs(20)) {
+            panic!("{e}\n{}", lab.report());
+        }
         // Traffic keeps flowing once the route is everywhere.
         let ping = lab
             .ping(GATEWAY, addr, 20, Duration::from_millis(10))
@@ -173,7 +125,7 @@ fn unused_address_is_unreachable_and_leaves_nothing_behind() {
             let sought = core_counter(&lab, "n1", "destinations_sought_now");
             let routes: usize = ["n1", "n2"]
                 .iter()
-                .map(|n| host_routes(&lab, n, nobody).len())
+                .map(|n| lab.host_routes(n, nobody).expect("routes").len())
                 .sum();
             Ok(if held == 0 && sought == 0 && routes == 0 {
                 wait::Check::Ready(())

@@ -225,12 +225,10 @@ fn run(lab: &mut Lab, args: &Args) -> l3roamd_lab::Result<()> {
 
 /// The host routes (`/128`) of `addr` on every node, one line each.
 fn show_host_routes(lab: &Lab, addr: std::net::Ipv6Addr) -> l3roamd_lab::Result<()> {
-    let want = addr.to_string();
     for node in lab.nodes() {
-        let routes: Vec<String> = node
-            .routes()?
+        let routes: Vec<String> = lab
+            .host_routes(&node.name, addr)?
             .into_iter()
-            .filter(|r| r.dst == want && r.kind == "unicast")
             .map(|r| {
                 format!(
                     "proto {} dev {}{}",
