@@ -244,7 +244,9 @@ EXAMPLES_JSON='{
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
   "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
  "core": {"socket": "/var/run/l3roamd/core.sock", "tun_device": "l3roam0",
-  "export_table": 254, "route_protocol": 158, "hold_time_ms": 5000,
+  "export_table": 254, "route_protocol": 158, "handover_protocol": 159,
+  "handover_ms": 5000, "host_route_metric": 32, "gone_grace_ms": 5000,
+  "max_clients": 4096, "hold_time_ms": 5000,
   "reseek_interval_ms": 1000, "found_time_ms": 30000, "queue_per_destination": 64,
   "queue_packets": 1024, "queue_bytes": 1048576, "queue_destinations": 256,
   "unreachable_per_second": 10},
@@ -367,6 +369,12 @@ for shell in "$@"; do
 	check "$tag export_table 11: babeld gets import-table 11" \
 		grep -qx 'import-table 11' "$WORK/babeld.d/l3roamd.conf"
 	check "$tag export_table 11: TOML integer" grep -qx 'export_table = 11' "$toml"
+
+	# Another handover protocol: babeld's handover rule follows it.
+	sed "s/option handover_protocol '159'/option handover_protocol '160'/" "$WORK/examples.uci" >"$WORK/handover.uci"
+	generate "$shell" "$WORK/handover.uci" "$toml" >/dev/null 2>&1
+	check "$tag handover_protocol 160: babeld's handover rule uses it" \
+		grep -qx 'redistribute ip fddd:1::/64 eq 128 proto 160 metric 4096' "$WORK/babeld.d/l3roamd.conf"
 
 	# babeld.enabled 0: our rules are removed.
 	sed "/^config babeld/,\$ s/option enabled '1'/option enabled '0'/" "$WORK/examples.uci" >"$WORK/nobabel.uci"

@@ -26,6 +26,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// The metric a handover route is announced with (the deploy snippet's).
+pub const HANDOVER_METRIC: u32 = 4096;
+
 /// babeld's own default hello interval on wired links.
 pub const BABELD_DEFAULT_HELLO: Duration = Duration::from_secs(4);
 
@@ -54,6 +57,8 @@ pub struct BabelConfig {
     pub hello_interval: Duration,
     /// Client prefixes whose `/128` host routes are announced (e.g. `fddd:1::/64`).
     pub client_prefixes: Vec<String>,
+    /// core.handover_protocol: host routes of this protocol are handovers.
+    pub handover_protocol: u8,
     /// Prefix of node-client addresses (e.g. `fec0::/64`).
     pub node_client_prefix: String,
     /// Prefix of node addresses (e.g. `fdff::/64`).
@@ -77,6 +82,9 @@ impl BabelConfig {
             self.node
         ));
         line("ipv6-subtrees true");
+        // As deploy/babeld/l3roamd.conf: a better route wins at once, so a
+        // handover's high-metric announcement gives way to the new node's.
+        line("smoothing-half-life 0");
         line("reflect-kernel-metric true");
         line("export-table 254");
         line("import-table 254");
@@ -94,6 +102,14 @@ impl BabelConfig {
         line(
             "# client host routes from l3roamd-core; never a client prefix itself (the catch-all)",
         );
+        line("# handovers: a released client's routes into the TUN device, announced with a");
+        line("# high metric until the new node's announcement has spread");
+        for prefix in &self.client_prefixes {
+            line(&format!(
+                "redistribute ip {prefix} eq 128 proto {} metric {HANDOVER_METRIC}",
+                self.handover_protocol
+            ));
+        }
         for prefix in &self.client_prefixes {
             line(&format!("redistribute ip {prefix} eq 128 allow"));
             line(&format!("redistribute ip {prefix} deny"));
@@ -234,6 +250,7 @@ mod tests {
             interfaces: vec!["m-gw".into(), "m-n2".into()],
             hello_interval: Duration::from_secs(1),
             client_prefixes: vec!["fddd:1::/64".into()],
+            handover_protocol: 159,
             node_client_prefix: "fec0::/64".into(),
             node_address_prefix: "fdff::/64".into(),
             local_path: PathBuf::from("/tmp/x/babel.sock"),
@@ -249,7 +266,12 @@ mod tests {
             .expect("allow");
         let deny = text.find("redistribute ip fddd:1::/64 deny").expect("deny");
         assert!(allow < deny);
+        let handover = text
+            .find("redistribute ip fddd:1::/64 eq 128 proto 159 metric 4096\n")
+            .expect("handover");
+        assert!(handover < allow);
         assert!(text.contains("default type wired hello-interval 1\n"));
+        assert!(text.contains("\nsmoothing-half-life 0\n"));
         assert!(text.contains("interface m-gw\ninterface m-n2\n"));
         assert!(text.contains("router-id 02:00:00:00:00:01\n"));
         assert!(text.ends_with("redistribute local deny\nredistribute deny\n"));

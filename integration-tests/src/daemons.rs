@@ -17,6 +17,13 @@ use serde_json::Value;
 use crate::cmd;
 use crate::error::{Error, Result};
 
+
+/// core's TUN device in the lab (core's default).
+pub const TUN_DEVICE: &str = "l3roam0";
+
+/// core.handover_protocol in the lab (core's default).
+pub const HANDOVER_PROTOCOL: u8 = 159;
+
 /// The environment variable naming the directory with our binaries.
 pub const BIN_DIR_ENV: &str = "L3ROAMD_BIN_DIR";
 
@@ -248,7 +255,7 @@ impl DaemonConfig {
             node_client_prefix: crate::NODE_CLIENT_PREFIX.into(),
             next_node_address: crate::NEXT_NODE_ADDRESS,
             next_node_mac: crate::NEXT_NODE_MAC.into(),
-            tun_device: "l3roam0".into(),
+            tun_device: TUN_DEVICE.into(),
             export_table: 254,
             route_protocol: 158,
             db_path: dir.join("client-db"),

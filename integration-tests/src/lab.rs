@@ -569,6 +569,7 @@ impl Lab {
                 interfaces: node.mesh_interfaces.clone(),
                 hello_interval: self.options.hello_interval,
                 client_prefixes: vec![CLIENT_PREFIX.into()],
+                handover_protocol: crate::daemons::HANDOVER_PROTOCOL,
                 node_client_prefix: NODE_CLIENT_PREFIX.into(),
                 node_address_prefix: NODE_ADDRESS_PREFIX.into(),
                 local_path: node.babel_socket(),

@@ -21,6 +21,10 @@ pub struct CoreConfig {
     pub export_table: u32,
     /// Route protocol number that marks the routes core owns.
     pub route_protocol: u8,
+    /// Route protocol number of handover routes (a released client's host
+    /// routes into the TUN device), so that babeld can announce them with
+    /// a high metric (`redistribute ... proto 159 metric 4096`).
+    pub handover_protocol: u8,
     /// Kernel metric of core's host routes. It must stay below any metric
     /// babeld installs (96 per hop on wired links), so that a route babel
     /// learned for a client this node serves never wins over ours: babeld
@@ -45,6 +49,13 @@ pub struct CoreConfig {
     pub queue_destinations: usize,
     /// ICMPv6 unreachable errors per second at most.
     pub unreachable_per_second: u32,
+    /// Milliseconds the host routes of a client claimed by another node stay
+    /// announced from here, pointing into the TUN device (babeld announces
+    /// them with a high metric, see deploy/babeld/l3roamd.conf), so that
+    /// the mesh has a route until the new node's announcement has spread;
+    /// packets arriving meanwhile go on to the new node. 0 withdraws them
+    /// at once.
+    pub handover_ms: u64,
     /// Milliseconds a client that left keeps its host routes here, in case
     /// it comes back (a client claimed by another node loses them at once).
     pub gone_grace_ms: u64,
@@ -59,6 +70,7 @@ impl Default for CoreConfig {
             tun_device: "l3roam0".to_string(),
             export_table: 254,
             route_protocol: 158,
+            handover_protocol: 159,
             host_route_metric: 32,
             hold_time_ms: 5_000,
             reseek_interval_ms: 1_000,
@@ -68,6 +80,7 @@ impl Default for CoreConfig {
             queue_bytes: 1024 * 1024,
             queue_destinations: 256,
             unreachable_per_second: 10,
+            handover_ms: 5_000,
             gone_grace_ms: 5_000,
             max_clients: 4096,
         }
@@ -88,13 +101,24 @@ impl CoreConfig {
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_interface_name("core.tun_device", &self.tun_device)?;
-        if let Some((_, name)) = RESERVED_PROTOCOLS
-            .iter()
-            .find(|(n, _)| *n == self.route_protocol)
-        {
+        for (key, protocol) in [
+            ("core.route_protocol", self.route_protocol),
+            ("core.handover_protocol", self.handover_protocol),
+        ] {
+            if let Some((_, name)) = RESERVED_PROTOCOLS.iter().find(|(n, _)| *n == protocol) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{protocol} is the {name} protocol's number"),
+                ));
+            }
+        }
+        if self.handover_protocol == self.route_protocol {
             return Err(ConfigError::invalid(
-                "core.route_protocol",
-                format!("{} is the {name} protocol's number", self.route_protocol),
+                "core.handover_protocol",
+                format!(
+                    "{} is core.route_protocol too: babeld could not tell handovers apart",
+                    self.handover_protocol
+                ),
             ));
         }
         // 253 default, 254 main are fine; 0 and 255 (local) are not.
@@ -126,6 +150,16 @@ impl CoreConfig {
                 format!(
                     "{} is not below babel's smallest installed metric (96)",
                     self.host_route_metric
+                ),
+            ));
+        }
+        if self.handover_ms > self.found_time_ms {
+            return Err(ConfigError::invalid(
+                "core.handover_ms",
+                format!(
+                    "{} is longer than core.found_time_ms ({}): packets still \
+                     arriving would have nowhere to go",
+                    self.handover_ms, self.found_time_ms
                 ),
             ));
         }

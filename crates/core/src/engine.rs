@@ -69,6 +69,9 @@ pub struct PathCounters {
     pub releases: u64,
     /// Host routes also announced by another node while the client is here.
     pub duplicate_routes: u64,
+    /// Host routes handed over to another node (routed into the TUN device
+    /// and announced from here for core.handover_ms).
+    pub handovers: u64,
 }
 
 /// The channels between the engine and its followers of the other daemons.
@@ -169,6 +172,7 @@ impl Engine {
             mesh.client_prefixes.clone(),
             Duration::from_millis(config.gone_grace_ms),
             config.max_clients,
+            Duration::from_millis(config.handover_ms),
         );
         let lo_index = interface_index("lo")
             .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
@@ -342,7 +346,7 @@ impl Engine {
             DbEvent::Updated(mac, addresses) => self.roaming.record_updated(mac, &addresses),
             DbEvent::ClaimDone(mac) => self.roaming.claim_done(mac),
             DbEvent::Release { mac, claimed_by } => {
-                let actions = self.roaming.released(mac, claimed_by);
+                let actions = self.roaming.released(mac, claimed_by, Instant::now());
                 if !actions.is_empty() {
                     self.counters.releases += 1;
                     tracing::info!(%mac, node = %claimed_by, "client claimed by another node: released");
@@ -449,6 +453,23 @@ impl Engine {
                     mac,
                 } => self.install_route(addr, interface, mac).await,
                 R::RemoveRoute(addr) => self.remove_route(addr).await,
+                R::HandOver(addr) => self.hand_over(addr).await,
+                R::EndHandOver(addr) => {
+                    let route = Route {
+                        destination: addr,
+                        prefix_len: 128,
+                        table: self.config.export_table,
+                        protocol: self.config.handover_protocol,
+                        oif: Some(self.tun_index),
+                        kind: netlink_packet_route::route::RouteType::Unicast,
+                    };
+                    match self.kernel.del_route(&route).await {
+                        Ok(()) => tracing::info!(client = %addr, "handover ended"),
+                        Err(e) => {
+                            tracing::debug!(client = %addr, error = %e, "handover route already gone")
+                        }
+                    }
+                }
                 R::HoldNodeClientAddr(mac) => {
                     let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
                     let result = match self.kernel.add_address(addr, self.lo_index).await {
@@ -541,6 +562,42 @@ impl Engine {
         }
     }
 
+    /// Replaces the host route of `addr` via the client interface with one
+    /// into the TUN device, of the handover protocol, in one step: babeld
+    /// goes on announcing the address (with the handover metric) and never
+    /// retracts it in between. (Two kernel routes for one prefix, even for
+    /// a moment, confuse babeld: 1.13.1 drops its announcement when the
+    /// first of the two is removed. And babeld's `if` selector cannot tell
+    /// the TUN device: it is resolved when babeld starts, before core has
+    /// created the device; hence a protocol of its own.)
+    async fn hand_over(&mut self, addr: Ipv6Addr) {
+        if !self.local.contains_key(&addr) {
+            return;
+        }
+        match self
+            .kernel
+            .add_host_route(
+                addr,
+                self.tun_index,
+                self.config.export_table,
+                self.config.handover_protocol,
+                self.config.host_route_metric,
+            )
+            .await
+        {
+            Ok(()) => {
+                self.local.remove(&addr);
+                self.counters.handovers += 1;
+                tracing::info!(client = %addr, "host route handed over");
+            }
+            Err(e) => {
+                self.counters.errors += 1;
+                tracing::warn!(client = %addr, error = %e, "cannot hand the host route over; removing it");
+                self.remove_route(addr).await;
+            }
+        }
+    }
+
     async fn remove_route(&mut self, addr: Ipv6Addr) {
         let Some(client) = self.local.remove(&addr) else {
             return;
@@ -610,6 +667,8 @@ impl Engine {
             ("host_routes_removed", c.host_routes_removed),
             ("releases", c.releases),
             ("duplicate_routes", c.duplicate_routes),
+            ("handovers", c.handovers),
+            ("handovers_now", self.roaming.handovers() as u64),
             ("clients_served", self.roaming.clients().len() as u64),
             ("errors", c.errors),
         ]);
@@ -635,21 +694,19 @@ impl Engine {
                 tracing::debug!(%addr, error = %e, "node-client address already gone");
             }
         }
-        match self
-            .kernel
-            .routes(self.config.export_table, self.config.route_protocol)
-            .await
-        {
-            Ok(routes) => {
-                for route in routes {
-                    if let Err(e) = self.kernel.del_route(&route).await {
-                        tracing::warn!(dst = %route.destination, error = %e, "cannot remove route");
+        for protocol in [self.config.route_protocol, self.config.handover_protocol] {
+            match self.kernel.routes(self.config.export_table, protocol).await {
+                Ok(routes) => {
+                    for route in routes {
+                        if let Err(e) = self.kernel.del_route(&route).await {
+                            tracing::warn!(dst = %route.destination, error = %e, "cannot remove route");
+                        }
                     }
                 }
-                tracing::info!("routes removed");
+                Err(e) => tracing::warn!(protocol, error = %e, "cannot list routes to remove"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list routes to remove"),
         }
+        tracing::info!("routes removed");
         if let Ok(mut s) = self.status.lock() {
             s.tun_device.clear();
         }
@@ -671,6 +728,17 @@ async fn reconcile(
         .neighbours()
         .await
         .map_err(|e| DaemonError::fatal("neighbour dump", e))?;
+    // Handovers of an earlier run are over: nothing forwards for them now.
+    let handovers = kernel
+        .routes(config.export_table, config.handover_protocol)
+        .await
+        .map_err(|e| DaemonError::fatal("route dump", e))?;
+    for route in handovers {
+        tracing::info!(dst = %route.destination, "removing handover route left by an earlier run");
+        if let Err(e) = kernel.del_route(&route).await {
+            tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route");
+        }
+    }
     let mut local = HashMap::new();
     for route in routes {
         let keep = adoptable(&route, mesh, &neighbours);

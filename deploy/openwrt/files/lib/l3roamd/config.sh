@@ -61,6 +61,8 @@ core:socket:str
 core:tun_device:str
 core:export_table:table
 core:route_protocol:int
+core:handover_protocol:int
+core:host_route_metric:int
 core:hold_time_ms:int
 core:reseek_interval_ms:int
 core:found_time_ms:int
@@ -69,6 +71,9 @@ core:queue_packets:int
 core:queue_bytes:int
 core:queue_destinations:int
 core:unreachable_per_second:int
+core:handover_ms:int
+core:gone_grace_ms:int
+core:max_clients:int
 clientmon:socket:str
 client_db:socket:str
 client_db:db_path:str
@@ -523,6 +528,8 @@ l3roamd_render_babeld() {
 	_l3r_ncp=$(l3roamd_get mesh node_client_prefix)
 	_l3r_ncp=${_l3r_ncp:-fec0::/64}
 	_l3r_table=$(l3roamd_get core export_table)
+	_l3r_handover=$(l3roamd_get core handover_protocol)
+	_l3r_handover=${_l3r_handover:-159}
 	_l3r_node=$(l3roamd_get mesh node_address)
 	_l3r_prefixes=$(l3roamd_get mesh client_prefixes)
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp $_l3r_node; do
@@ -535,9 +542,13 @@ l3roamd_render_babeld() {
 	echo "# /usr/share/l3roamd/babeld.conf explains each line."
 	echo "ipv6-subtrees true"
 	echo "reflect-kernel-metric true"
+	echo "smoothing-half-life 0"
 	if [ -n "$_l3r_table" ] && [ "$_l3r_table" != 254 ]; then
 		echo "import-table $_l3r_table"
 	fi
+	for _l3r_p in $_l3r_prefixes; do
+		echo "redistribute ip $_l3r_p eq 128 proto $_l3r_handover metric 4096"
+	done
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
 		echo "redistribute ip $_l3r_p eq 128 allow"
 	done
