@@ -237,6 +237,9 @@ pub struct Counters {
     pub ignored_local: u64,
     /// Sightings too old to make a client appear.
     pub ignored_stale: u64,
+    /// Sightings of a client that left, made before it left (a neighbour
+    /// entry confirmed while it was still here, say).
+    pub ignored_before_departure: u64,
     /// New clients refused because the table was full.
     pub refused_full: u64,
     /// Addresses learned.
@@ -355,6 +358,12 @@ pub fn is_client_address(addr: &Ipv6Addr, node_client_prefix: Option<&Ipv6Prefix
 pub struct Presence {
     settings: Settings,
     clients: BTreeMap<MacAddr, Client>,
+    /// Clients that left, with when: a sighting from before that time does
+    /// not bring them back. Kept for the presence timeout (older sightings
+    /// are ignored anyway), at most `max_clients`.
+    departed: BTreeMap<MacAddr, Instant>,
+    /// The time of the event being handled.
+    now: Instant,
     own: BTreeSet<MacAddr>,
     /// Tentative addresses over all clients, so defences cost nothing when
     /// there are none.
@@ -368,6 +377,8 @@ impl Presence {
         Presence {
             settings,
             clients: BTreeMap::new(),
+            departed: BTreeMap::new(),
+            now: Instant::now(),
             own: BTreeSet::new(),
             tentative_count: 0,
             counters: Counters::default(),
@@ -407,6 +418,7 @@ impl Presence {
 
     /// Applies `event` at time `now`; returns what watchers must hear.
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Change> {
+        self.now = now;
         let mut changes = Vec::new();
         match event {
             Event::Sighting(s) => self.sighting(now, s, &[], None, &mut changes),
@@ -503,6 +515,13 @@ impl Presence {
         if now.saturating_duration_since(at) >= self.settings.presence_timeout {
             self.counters.ignored_stale += 1;
             return;
+        }
+        if let Some(left) = self.departed.get(&s.mac) {
+            if at <= *left {
+                self.counters.ignored_before_departure += 1;
+                return;
+            }
+            self.departed.remove(&s.mac);
         }
         if self.clients.len() >= self.settings.max_clients {
             self.counters.refused_full += 1;
@@ -642,6 +661,8 @@ impl Presence {
 
     fn tick(&mut self, now: Instant, changes: &mut Vec<Change>) {
         let timeout = self.settings.presence_timeout;
+        self.departed
+            .retain(|_, left| now.saturating_duration_since(*left) < timeout);
         let mut expired = Vec::new();
         for (mac, client) in self.clients.iter_mut() {
             if client
@@ -684,6 +705,27 @@ impl Presence {
             return;
         };
         self.tentative_count -= client.tentative.len();
+        // When it left: for a timeout its latest sighting (anything seen
+        // after that is news); for a departure (disassociation, link lost)
+        // now, as a neighbour entry confirmed a moment before it left is
+        // no sign it is back.
+        let left = match reason {
+            GoneReason::Timeout => client.last_seen(),
+            _ => Some(self.now),
+        };
+        if let Some(left) = left {
+            if self.departed.len() >= self.settings.max_clients {
+                if let Some(oldest) = self
+                    .departed
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(m, _)| *m)
+                {
+                    self.departed.remove(&oldest);
+                }
+            }
+            self.departed.insert(mac, left);
+        }
         match reason {
             GoneReason::Timeout => self.counters.gone_timeout += 1,
             GoneReason::Disassociated => self.counters.gone_disassociated += 1,
@@ -1162,6 +1204,51 @@ mod tests {
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].addresses, vec![ip("fddd:1::100")]);
         assert_eq!(p.counters().appeared, 2);
+    }
+
+    #[test]
+    fn a_neighbour_entry_confirmed_before_the_departure_does_not_bring_it_back() {
+        let t0 = Instant::now();
+        let mut p = Presence::new(settings());
+        p.handle(t0, seen(mac(1), Source::Fdb, "veth-c1", t0));
+        // Its port is lost at t0 + 10 s: gone at once.
+        let c = p.handle(
+            t0 + secs(10),
+            Event::LinkLost {
+                interface: "veth-c1".into(),
+            },
+        );
+        assert!(matches!(c[..], [Change::Gone { .. }]));
+        // The kernel reports the neighbour entry it confirmed at t0 + 9 s.
+        let old = p.handle(
+            t0 + secs(11),
+            seen(mac(1), Source::Neighbour, "br-client", t0 + secs(9)),
+        );
+        assert!(old.is_empty(), "{old:?}");
+        assert_eq!(p.counters().ignored_before_departure, 1);
+        // A frame it sends after leaving is news: it is back.
+        let report = NdMessage::MldReport(MldVersion::V2);
+        p.handle(t0 + secs(12), Event::Tick);
+        let back = p.handle(t0 + secs(12), snooped(mac(1), "fddd:1::100", report));
+        assert_eq!(appeared(&back).len(), 1);
+        // The departure is forgotten once it is back.
+        assert!(p.departed.is_empty());
+    }
+
+    #[test]
+    fn departures_are_remembered_for_the_presence_timeout_only() {
+        let t0 = Instant::now();
+        let mut p = Presence::new(settings());
+        p.handle(t0, seen(mac(1), Source::Fdb, "veth-c1", t0));
+        p.handle(
+            t0,
+            Event::LinkLost {
+                interface: "veth-c1".into(),
+            },
+        );
+        assert_eq!(p.departed.len(), 1);
+        p.handle(t0 + TIMEOUT, Event::Tick);
+        assert!(p.departed.is_empty());
     }
 
     #[test]

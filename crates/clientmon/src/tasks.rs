@@ -148,6 +148,7 @@ fn log_counters(c: &Counters) {
         gone_local = c.gone_local,
         ignored_local = c.ignored_local,
         ignored_stale = c.ignored_stale,
+        ignored_before_departure = c.ignored_before_departure,
         refused_full = c.refused_full,
         addresses_learned = c.addresses_learned,
         addresses_evicted = c.addresses_evicted,

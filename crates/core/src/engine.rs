@@ -69,6 +69,8 @@ pub struct PathCounters {
     pub releases: u64,
     /// Host routes also announced by another node while the client is here.
     pub duplicate_routes: u64,
+    /// Host routes parked in the TUN device while their client is away.
+    pub parked: u64,
     /// Host routes handed over to another node (routed into the TUN device
     /// and announced from here for core.handover_ms).
     pub handovers: u64,
@@ -454,6 +456,7 @@ impl Engine {
                 } => self.install_route(addr, interface, mac).await,
                 R::RemoveRoute(addr) => self.remove_route(addr).await,
                 R::HandOver(addr) => self.hand_over(addr).await,
+                R::Park(addr) => self.park(addr).await,
                 R::EndHandOver(addr) => {
                     let route = Route {
                         destination: addr,
@@ -558,6 +561,38 @@ impl Engine {
             Err(e) => {
                 self.counters.errors += 1;
                 tracing::warn!(client = %addr, error = %e, "cannot install host route");
+            }
+        }
+    }
+
+    /// Replaces the host route of `addr` via the client interface with one
+    /// into the TUN device (same protocol and metric: babel sees no change),
+    /// so that its packets are held while the client is away.
+    async fn park(&mut self, addr: Ipv6Addr) {
+        if !self.local.contains_key(&addr) {
+            return;
+        }
+        let result = self
+            .kernel
+            .add_host_route(
+                addr,
+                self.tun_index,
+                self.config.export_table,
+                self.config.route_protocol,
+                self.config.host_route_metric,
+            )
+            .await;
+        match result {
+            Ok(()) => {
+                if let Some(client) = self.local.get_mut(&addr) {
+                    client.interface = self.tun.name().to_string();
+                }
+                self.counters.parked += 1;
+                tracing::debug!(client = %addr, "host route parked in the TUN device");
+            }
+            Err(e) => {
+                self.counters.errors += 1;
+                tracing::warn!(client = %addr, error = %e, "cannot park the host route");
             }
         }
     }
@@ -668,6 +703,7 @@ impl Engine {
             ("releases", c.releases),
             ("duplicate_routes", c.duplicate_routes),
             ("handovers", c.handovers),
+            ("parked", c.parked),
             ("handovers_now", self.roaming.handovers() as u64),
             ("clients_served", self.roaming.clients().len() as u64),
             ("errors", c.errors),

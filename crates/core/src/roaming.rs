@@ -41,6 +41,11 @@ pub enum Action {
     HoldNodeClientAddr(MacAddr),
     /// Let go of the client's node-client address.
     ReleaseNodeClientAddr(MacAddr),
+    /// The client left (clientmon): route `addr` into the TUN device, where
+    /// its packets are held and sought instead of being sent on a link the
+    /// client is no longer on; the new node's claim, or the client coming
+    /// back, lets them go on.
+    Park(Ipv6Addr),
     /// Hand the host route for `addr` over: route it into the TUN device
     /// (babeld announces that route with a high metric, so the mesh keeps a
     /// route here while the new node's announcement spreads), then remove
@@ -154,7 +159,9 @@ impl Roaming {
         let mut actions = Vec::new();
         match self.clients.get_mut(&mac) {
             Some(client) => {
-                // Back within the grace period, or a resync: serve it again.
+                client.interface = interface;
+                // Back within the grace period, or a resync: serve it again,
+                // its parked routes back on its link.
                 if matches!(client.phase, Phase::Leaving { .. }) {
                     client.phase = if client.holds_node_client_addr {
                         Phase::Serving
@@ -162,8 +169,12 @@ impl Roaming {
                         Phase::Claiming
                     };
                     actions.push(Action::Claim(mac));
+                    actions.extend(client.addresses.iter().map(|addr| Action::InstallRoute {
+                        addr: *addr,
+                        interface: client.interface.clone(),
+                        mac,
+                    }));
                 }
-                client.interface = interface;
             }
             None => {
                 if self.clients.len() >= self.max_clients {
@@ -198,10 +209,11 @@ impl Roaming {
         addr: Ipv6Addr,
         interface: String,
     ) -> Vec<Action> {
-        if self.clients.contains_key(&mac) {
-            return self.learn(mac, &[addr], true);
+        match self.clients.get(&mac) {
+            Some(c) if !matches!(c.phase, Phase::Leaving { .. }) => self.learn(mac, &[addr], true),
+            // New, or it answers after it was reported gone: it is here.
+            _ => self.appeared(mac, interface, &[addr]),
         }
-        self.appeared(mac, interface, &[addr])
     }
 
     /// client-db: the record of `mac` now lists `addresses` (an INFO from
@@ -263,14 +275,19 @@ impl Roaming {
         actions
     }
 
-    /// clientmon: the client left this node.
+    /// clientmon: the client left this node. Its routes are parked in the
+    /// TUN device for the grace period: what arrives for it meanwhile is
+    /// held, then passed on to the node that claims it, or put back on the
+    /// link if it comes back.
     pub fn gone(&mut self, mac: MacAddr, now: Instant) -> Vec<Action> {
-        if let Some(client) = self.clients.get_mut(&mac) {
-            if !matches!(client.phase, Phase::Leaving { .. }) {
-                client.phase = Phase::Leaving { since: now };
-            }
+        let Some(client) = self.clients.get_mut(&mac) else {
+            return Vec::new();
+        };
+        if matches!(client.phase, Phase::Leaving { .. }) {
+            return Vec::new();
         }
-        Vec::new()
+        client.phase = Phase::Leaving { since: now };
+        client.addresses.iter().map(|a| Action::Park(*a)).collect()
     }
 
     /// A route for `addr` from another node appeared (babel): if we still
@@ -475,6 +492,34 @@ mod tests {
     }
 
     #[test]
+    fn a_parked_client_claimed_elsewhere_is_handed_over() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        r.gone(mac(), t0);
+        let actions = r.released(mac(), a(OTHER), t0);
+        assert_eq!(actions[0], Action::HandOver(a("fddd:1::100")));
+        // Nothing left for the grace period to remove.
+        assert!(!r
+            .tick(t0 + Duration::from_secs(10))
+            .iter()
+            .any(|x| matches!(x, Action::RemoveRoute(_))));
+    }
+
+    #[test]
+    fn a_neighbour_answering_after_it_was_gone_is_back() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        r.gone(mac(), t0);
+        let actions = r.neighbour_found(mac(), a("fddd:1::100"), "br-client".into());
+        assert_eq!(actions, vec![Action::Claim(mac()), install("fddd:1::100")]);
+        assert_eq!(r.clients()[&mac()].phase, Phase::Serving);
+    }
+
+    #[test]
     fn without_a_handover_time_the_routes_go_at_once() {
         let mut r = Roaming::new(
             a(NODE),
@@ -515,7 +560,8 @@ mod tests {
         let t0 = Instant::now();
         r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
         r.claim_done(mac());
-        assert!(r.gone(mac(), t0).is_empty());
+        assert_eq!(r.gone(mac(), t0), vec![Action::Park(a("fddd:1::100"))]);
+        assert!(r.gone(mac(), t0).is_empty(), "parked once");
         assert!(r.tick(t0 + Duration::from_secs(1)).is_empty());
         let actions = r.tick(t0 + Duration::from_secs(5));
         assert_eq!(
@@ -548,9 +594,10 @@ mod tests {
         r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
         r.claim_done(mac());
         r.gone(mac(), t0);
+        // Its parked route goes back onto its link.
         assert_eq!(
             r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]),
-            vec![Action::Claim(mac())]
+            vec![Action::Claim(mac()), install("fddd:1::100")]
         );
         assert!(r.tick(t0 + Duration::from_secs(10)).is_empty());
         assert_eq!(r.clients()[&mac()].phase, Phase::Serving);
