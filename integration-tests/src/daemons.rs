@@ -17,7 +17,6 @@ use serde_json::Value;
 use crate::cmd;
 use crate::error::{Error, Result};
 
-
 /// core's TUN device in the lab (core's default).
 pub const TUN_DEVICE: &str = "l3roam0";
 

@@ -615,7 +615,10 @@ mod tests {
         assert_eq!(actions, vec![Action::Claim(mac())]);
         assert_eq!(
             r.record_updated(mac(), &[a("fddd:1::100")]),
-            vec![install("fddd:1::100"), Action::EndHandOver(a("fddd:1::100"))]
+            vec![
+                install("fddd:1::100"),
+                Action::EndHandOver(a("fddd:1::100"))
+            ]
         );
     }
 
