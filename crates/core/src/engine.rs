@@ -458,14 +458,8 @@ impl Engine {
                 R::HandOver(addr) => self.hand_over(addr).await,
                 R::Park(addr) => self.park(addr).await,
                 R::EndHandOver(addr) => {
-                    let route = Route {
-                        destination: addr,
-                        prefix_len: 128,
-                        table: self.config.export_table,
-                        protocol: self.config.handover_protocol,
-                        oif: Some(self.tun_index),
-                        kind: netlink_packet_route::route::RouteType::Unicast,
-                    };
+                    let route =
+                        self.host_route(addr, self.config.handover_protocol, Some(self.tun_index));
                     match self.kernel.del_route(&route).await {
                         Ok(()) => tracing::info!(client = %addr, "handover ended"),
                         Err(e) => {
@@ -499,14 +493,8 @@ impl Engine {
                 }
                 R::ReleaseNodeClientAddr(mac) => {
                     let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
-                    let route = Route {
-                        destination: addr,
-                        prefix_len: 128,
-                        table: self.config.export_table,
-                        protocol: self.config.route_protocol,
-                        oif: Some(self.lo_index),
-                        kind: netlink_packet_route::route::RouteType::Unicast,
-                    };
+                    let route =
+                        self.host_route(addr, self.config.route_protocol, Some(self.lo_index));
                     if let Err(e) = self.kernel.del_route(&route).await {
                         tracing::debug!(%addr, error = %e, "node-client route already gone");
                     }
@@ -637,14 +625,11 @@ impl Engine {
         let Some(client) = self.local.remove(&addr) else {
             return;
         };
-        let route = Route {
-            destination: addr,
-            prefix_len: 128,
-            table: self.config.export_table,
-            protocol: self.config.route_protocol,
-            oif: interface_index(&client.interface),
-            kind: netlink_packet_route::route::RouteType::Unicast,
-        };
+        let route = self.host_route(
+            addr,
+            self.config.route_protocol,
+            interface_index(&client.interface),
+        );
         match self.kernel.del_route(&route).await {
             Ok(()) => {
                 self.counters.host_routes_removed += 1;
@@ -675,6 +660,18 @@ impl Engine {
     }
 
     // ===== helpers =====
+
+    /// The /128 route for `addr` in the export table, as core installs it.
+    fn host_route(&self, addr: Ipv6Addr, protocol: u8, oif: Option<u32>) -> Route {
+        Route {
+            destination: addr,
+            prefix_len: 128,
+            table: self.config.export_table,
+            protocol,
+            oif,
+            kind: netlink_packet_route::route::RouteType::Unicast,
+        }
+    }
 
     fn is_client(&self, addr: &Ipv6Addr) -> bool {
         self.mesh.client_prefixes.iter().any(|p| p.contains(addr))
