@@ -38,6 +38,10 @@ pub enum DbEvent {
     },
     /// Our claim ended.
     ClaimDone(MacAddr),
+    /// The watch stream was (re)established: a snapshot follows.
+    SnapshotStart,
+    /// The snapshot is complete.
+    SnapshotDone,
 }
 
 fn record(r: &pb::ClientRecord) -> Option<DbEvent> {
@@ -64,7 +68,7 @@ fn event(e: &pb::ClientDbEvent) -> Option<DbEvent> {
         Event::ClaimDone(d) => Some(DbEvent::ClaimDone(
             convert::mac("mac", d.mac.as_ref()).ok()?,
         )),
-        Event::SnapshotDone(_) => None,
+        Event::SnapshotDone(_) => Some(DbEvent::SnapshotDone),
     }
 }
 
@@ -111,6 +115,9 @@ async fn follow(
         .into_inner();
     backoff.reset();
     tracing::info!("following client-db");
+    if events.send(DbEvent::SnapshotStart).await.is_err() {
+        return Ok(());
+    }
     loop {
         tokio::select! {
             command = commands.recv() => {

@@ -29,6 +29,10 @@ pub enum PresenceEvent {
     AddressLearned(MacAddr, Ipv6Addr),
     /// The client left.
     Gone(MacAddr),
+    /// The watch stream was (re)established: a snapshot follows.
+    SnapshotStart,
+    /// The snapshot is complete.
+    SnapshotDone,
 }
 
 fn appeared(c: &pb::AttachedClient) -> Option<PresenceEvent> {
@@ -54,7 +58,7 @@ fn event(e: &pb::ClientEvent) -> Option<PresenceEvent> {
         Event::Gone(g) => Some(PresenceEvent::Gone(
             convert::mac("mac", g.mac.as_ref()).ok()?,
         )),
-        Event::SnapshotDone(_) => None,
+        Event::SnapshotDone(_) => Some(PresenceEvent::SnapshotDone),
     }
 }
 
@@ -90,6 +94,9 @@ async fn follow(
         .into_inner();
     backoff.reset();
     tracing::info!("following clientmon's clients");
+    if events.send(PresenceEvent::SnapshotStart).await.is_err() {
+        return Ok(());
+    }
     while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
         match event(&e) {
             Some(ev) => {
@@ -97,7 +104,6 @@ async fn follow(
                     return Ok(());
                 }
             }
-            None if matches!(e.event, Some(pb::client_event::Event::SnapshotDone(_))) => {}
             None => tracing::warn!("clientmon sent a malformed event"),
         }
     }

@@ -11,8 +11,8 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use l3roamd_intercom::{DecodeError, Packet};
+use l3roamd_net::interface_name;
 use l3roamd_net::pktinfo;
-pub use l3roamd_net::{interface_index, interface_name};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 

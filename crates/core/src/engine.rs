@@ -3,42 +3,42 @@
 //! actions.
 //!
 //! Events: a packet from the TUN catch-all, a route change from the kernel,
-//! a neighbour ndproxy found, a FOUND or DATA from another core, a timer
-//! tick. The decisions about held packets live in [`crate::held`]; this
-//! module does the I/O they ask for.
+//! a neighbour ndproxy found, presence from clientmon, records and releases
+//! from client-db, a FOUND or DATA from another core, a timer tick, a query
+//! of the RPC service. The decisions live in two state machines:
+//! [`crate::held`] (held packets) and [`crate::roaming`] (which clients this
+//! node serves: the only list of them); this module does the I/O they ask
+//! for, through the seam of [`crate::kernel`], so that it is tested with the
+//! in-memory platform of `crate::mock`.
+//!
+//! The RPC service reads the engine's state through a [`Handle`]: a query
+//! answered by the loop between two events, so it needs no lock and sees a
+//! consistent state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l3roamd_daemon::{DaemonError, MeshConfig, Shutdown};
 use l3roamd_intercom::{Body, Packet};
 use l3roamd_types::{node_client_addr, MacAddr};
-use tokio::sync::mpsc;
+use netlink_packet_route::route::RouteType;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clientdb::{DbCommand, DbEvent};
 use crate::clientmon::PresenceEvent;
-use crate::datapath::{interface_index, DataPath, Received};
+use crate::datapath::Received;
 use crate::held::{addresses, Action, HeldPackets};
-use crate::icmp::{unreachable_message, IcmpSender};
-use crate::netlink::{Kernel, Route, RouteChange, RouteWatch};
-use crate::roaming::{self, Roaming};
+use crate::icmp::unreachable_message;
+use crate::kernel::{
+    DataLink, IcmpErrors, Kernel, Parts, Platform, Route, RouteChange, RouteEvents, TunDevice,
+};
+use crate::roaming::{self, Phase, Roaming};
 use crate::seeker::FoundNeighbour;
-use crate::tun::Tun;
 use crate::CoreConfig;
 
-/// How often the held-packet timers run.
-const TICK: Duration = Duration::from_millis(100);
-
-/// A client this node serves: found here, with a host route installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalClient {
-    /// Its MAC.
-    pub mac: Option<MacAddr>,
-    /// The client interface its host route points to.
-    pub interface: String,
-}
+/// How often the timers of both state machines run.
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// Data-path and route counters (the queue counts its own).
 #[derive(Debug, Clone, Default)]
@@ -74,6 +74,10 @@ pub struct PathCounters {
     /// Host routes handed over to another node (routed into the TUN device
     /// and announced from here for core.handover_ms).
     pub handovers: u64,
+    /// Host routes of an earlier run adopted at start.
+    pub adopted: u64,
+    /// Routes and node-client addresses of an earlier run removed at start.
+    pub stale_removed: u64,
 }
 
 /// The channels between the engine and its followers of the other daemons.
@@ -91,83 +95,121 @@ pub struct Channels {
     pub db_events: mpsc::Receiver<DbEvent>,
 }
 
+// ===== the handle used by the RPC service =====
+
+/// A client this node serves, as the status RPC shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedClient {
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// The client interface its routes point to.
+    pub interface: String,
+    /// Its addresses with a host route here.
+    pub addresses: BTreeSet<Ipv6Addr>,
+    /// `claiming`, `serving` or `leaving` (routes parked).
+    pub phase: &'static str,
+}
+
 /// What the RPC service reads of the engine.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Status {
-    /// The TUN device's name, once it exists.
+    /// The TUN device's name.
     pub tun_device: String,
-    /// Counters of the held-packet queue and the data path, by name.
+    /// Counters of the held-packet queue, the data path and roaming, by name.
     pub counters: Vec<(&'static str, u64)>,
-    /// The clients this node serves, by address.
-    pub local_clients: HashMap<Ipv6Addr, LocalClient>,
+    /// The clients this node serves.
+    pub clients: Vec<ServedClient>,
 }
 
-/// Shared view of the engine's state.
-pub type SharedStatus = Arc<Mutex<Status>>;
-
-/// The engine and everything it owns.
-pub struct Engine {
-    mesh: MeshConfig,
-    config: CoreConfig,
-    kernel: Kernel,
-    routes: RouteWatch,
-    tun: Tun,
-    tun_index: u32,
-    data: DataPath,
-    icmp: IcmpSender,
-    held: HeldPackets,
-    roaming: Roaming,
-    channels: Channels,
-    lo_index: u32,
-    local: HashMap<Ipv6Addr, LocalClient>,
-    counters: PathCounters,
-    status: SharedStatus,
+/// A question for the engine's loop.
+#[derive(Debug)]
+pub enum Query {
+    /// The status, answered between two events.
+    Status(oneshot::Sender<Status>),
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("tun", &self.tun).finish()
+/// The engine's loop has stopped (the daemon is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("core's engine has stopped")]
+pub struct Stopped;
+
+/// How the RPC service reaches the engine.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    queries: mpsc::Sender<Query>,
+}
+
+impl Handle {
+    /// A handle and the receiver the engine answers from.
+    pub fn new() -> (Handle, mpsc::Receiver<Query>) {
+        let (queries, rx) = mpsc::channel(QUERY_QUEUE);
+        (Handle { queries }, rx)
+    }
+
+    /// The engine's status now.
+    pub async fn status(&self) -> Result<Status, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.queries
+            .send(Query::Status(reply))
+            .await
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
     }
 }
 
-fn fatal(context: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |e| DaemonError::fatal(context, e)
+/// Queries waiting for the loop.
+const QUERY_QUEUE: usize = 16;
+
+// ===== the engine =====
+
+/// The engine and everything it owns.
+pub struct Engine<P: Platform> {
+    mesh: MeshConfig,
+    config: CoreConfig,
+    kernel: P::Kernel,
+    routes: P::Routes,
+    tun: P::Tun,
+    tun_index: u32,
+    data: P::Data,
+    icmp: P::Icmp,
+    held: HeldPackets,
+    roaming: Roaming,
+    channels: Channels,
+    queries: mpsc::Receiver<Query>,
+    lo_index: u32,
+    counters: PathCounters,
 }
 
-impl Engine {
-    /// Sets up the kernel state: adopts or removes routes left by an earlier
-    /// run, creates the TUN device and routes every client prefix into it.
-    pub async fn start(
+impl<P: Platform> std::fmt::Debug for Engine<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("tun", &self.tun.name())
+            .finish()
+    }
+}
+
+impl<P: Platform> Engine<P> {
+    /// An engine over `parts`; nothing is installed until [`Engine::start`].
+    pub fn new(
         mesh: MeshConfig,
         config: CoreConfig,
-        kernel: Kernel,
+        parts: Parts<P>,
         channels: Channels,
-        status: SharedStatus,
-    ) -> Result<Engine, DaemonError> {
-        // Subscribe before reading the tables, so no change is missed.
-        let routes = crate::netlink::watch_routes().map_err(fatal("route watch"))?;
-        let local = reconcile(&kernel, &mesh, &config).await?;
-        let tun = Tun::create(&config.tun_device)
-            .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
-        let tun_index = interface_index(tun.name())
+        queries: mpsc::Receiver<Query>,
+    ) -> Result<Engine<P>, DaemonError> {
+        let Parts {
+            kernel,
+            routes,
+            tun,
+            data,
+            icmp,
+        } = parts;
+        let tun_index = kernel
+            .interface_index(tun.name())
             .ok_or_else(|| DaemonError::Fatal(format!("TUN device {} has no index", tun.name())))?;
-        for prefix in &mesh.client_prefixes {
-            kernel
-                .add_route(
-                    prefix.addr(),
-                    prefix.prefix_len(),
-                    tun_index,
-                    config.export_table,
-                    config.route_protocol,
-                    None,
-                )
-                .await
-                .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
-            tracing::info!(%prefix, tun = tun.name(), "catch-all route installed");
-        }
-        let data = DataPath::bind(mesh.data_port, mesh.mesh_interfaces.clone())
-            .map_err(fatal("data path socket"))?;
-        let icmp = IcmpSender::open().map_err(fatal("ICMPv6 socket"))?;
+        let lo_index = kernel
+            .interface_index("lo")
+            .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
         let held = HeldPackets::new(config.limits(), mesh.client_prefixes.clone());
         let roaming = Roaming::new(
             mesh.node_address,
@@ -176,11 +218,6 @@ impl Engine {
             config.max_clients,
             Duration::from_millis(config.handover_ms),
         );
-        let lo_index = interface_index("lo")
-            .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
-        if let Ok(mut s) = status.lock() {
-            s.tun_device = tun.name().to_string();
-        }
         Ok(Engine {
             mesh,
             config,
@@ -193,11 +230,33 @@ impl Engine {
             held,
             roaming,
             channels,
+            queries,
             lo_index,
-            local,
             counters: PathCounters::default(),
-            status,
         })
+    }
+
+    /// Sets up the kernel state: adopts or removes what an earlier run left
+    /// and routes every client prefix into the TUN device.
+    pub async fn start(&mut self) -> Result<(), DaemonError> {
+        self.adopt_earlier_run().await?;
+        for prefix in self.mesh.client_prefixes.clone() {
+            let route = Route {
+                destination: prefix.addr(),
+                prefix_len: prefix.prefix_len(),
+                table: self.config.export_table,
+                protocol: self.config.route_protocol,
+                oif: Some(self.tun_index),
+                metric: None,
+                kind: RouteType::Unicast,
+            };
+            self.kernel
+                .replace_route(&route)
+                .await
+                .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
+            tracing::info!(%prefix, tun = self.tun.name(), "catch-all route installed");
+        }
+        Ok(())
     }
 
     /// Runs until shutdown, then removes what it installed.
@@ -207,9 +266,8 @@ impl Engine {
         loop {
             tokio::select! {
                 packet = self.tun.recv() => {
-                    let packet = packet.map_err(fatal("TUN read"))?;
-                    let actions = self.held.packet(packet, Instant::now());
-                    self.execute(actions).await;
+                    let packet = packet.map_err(|e| DaemonError::fatal("TUN read", e))?;
+                    self.tun_packet(packet, Instant::now()).await;
                 }
                 change = self.routes.next() => {
                     let Some(change) = change else {
@@ -224,12 +282,12 @@ impl Engine {
                 }
                 presence = self.channels.presence.recv() => {
                     if let Some(event) = presence {
-                        self.presence(event).await;
+                        self.presence(event, Instant::now()).await;
                     }
                 }
                 db = self.channels.db_events.recv() => {
                     if let Some(event) = db {
-                        self.db_event(event).await;
+                        self.db_event(event, Instant::now()).await;
                     }
                 }
                 received = self.data.recv() => {
@@ -241,14 +299,12 @@ impl Engine {
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let actions = self.held.tick(now);
-                    self.execute(actions).await;
-                    let actions = self.roaming.tick(now);
-                    self.execute_roaming(actions).await;
-                    self.publish();
+                query = self.queries.recv() => {
+                    if let Some(query) = query {
+                        self.answer(query);
+                    }
                 }
+                _ = tick.tick() => self.tick(Instant::now()).await,
                 () = shutdown.requested() => break,
             }
         }
@@ -257,6 +313,26 @@ impl Engine {
     }
 
     // ===== events =====
+
+    async fn tun_packet(&mut self, packet: Vec<u8>, now: Instant) {
+        let actions = self.held.packet(packet, now);
+        self.execute(actions).await;
+    }
+
+    async fn tick(&mut self, now: Instant) {
+        let actions = self.held.tick(now);
+        self.execute(actions).await;
+        let actions = self.roaming.tick(now);
+        self.execute_roaming(actions).await;
+    }
+
+    fn answer(&self, query: Query) {
+        match query {
+            Query::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
 
     async fn route_change(&mut self, change: RouteChange) {
         let RouteChange::Added(route) = change else {
@@ -291,11 +367,12 @@ impl Engine {
         if !self.is_client(&found.address) {
             return;
         }
-        let actions =
-            self.roaming
-                .neighbour_found(found.mac, found.address, found.interface.clone());
+        let interface = self.client_link(&found.interface);
+        let actions = self
+            .roaming
+            .neighbour_found(found.mac, found.address, interface);
         self.execute_roaming(actions).await;
-        if !self.local.contains_key(&found.address) {
+        if self.roaming.on_link(&found.address).is_none() {
             return;
         }
         // Held here: the route is in place, re-send at once.
@@ -323,7 +400,7 @@ impl Engine {
         }
     }
 
-    async fn presence(&mut self, event: PresenceEvent) {
+    async fn presence(&mut self, event: PresenceEvent, now: Instant) {
         let actions = match event {
             PresenceEvent::Appeared {
                 mac,
@@ -337,24 +414,40 @@ impl Engine {
             PresenceEvent::AddressLearned(mac, addr) => self.roaming.address_learned(mac, addr),
             PresenceEvent::Gone(mac) => {
                 tracing::info!(%mac, "client gone");
-                self.roaming.gone(mac, Instant::now())
+                self.roaming.gone(mac, now)
+            }
+            PresenceEvent::SnapshotStart => {
+                self.roaming.presence_snapshot_started();
+                Vec::new()
+            }
+            PresenceEvent::SnapshotDone => {
+                let actions = self.roaming.presence_snapshot_done(now);
+                if !actions.is_empty() {
+                    tracing::info!(
+                        parked = actions.len(),
+                        "clients clientmon does not list are gone"
+                    );
+                }
+                actions
             }
         };
         self.execute_roaming(actions).await;
     }
 
-    async fn db_event(&mut self, event: DbEvent) {
+    async fn db_event(&mut self, event: DbEvent, now: Instant) {
         let actions = match event {
             DbEvent::Updated(mac, addresses) => self.roaming.record_updated(mac, &addresses),
             DbEvent::ClaimDone(mac) => self.roaming.claim_done(mac),
             DbEvent::Release { mac, claimed_by } => {
-                let actions = self.roaming.released(mac, claimed_by, Instant::now());
+                let actions = self.roaming.released(mac, claimed_by, now);
                 if !actions.is_empty() {
                     self.counters.releases += 1;
                     tracing::info!(%mac, node = %claimed_by, "client claimed by another node: released");
                 }
                 actions
             }
+            DbEvent::SnapshotStart => Vec::new(),
+            DbEvent::SnapshotDone => self.roaming.db_resynced(),
         };
         self.execute_roaming(actions).await;
     }
@@ -453,49 +546,51 @@ impl Engine {
                     addr,
                     interface,
                     mac,
-                } => self.install_route(addr, interface, mac).await,
-                R::RemoveRoute(addr) => self.remove_route(addr).await,
+                } => self.install_route(addr, &interface, mac).await,
+                R::RemoveRoute(addr) => {
+                    let route = self.host_route(addr, self.config.route_protocol, None);
+                    match self.kernel.delete_route(&route).await {
+                        Ok(()) => {
+                            self.counters.host_routes_removed += 1;
+                            tracing::info!(client = %addr, "host route removed");
+                        }
+                        Err(e) => {
+                            tracing::debug!(client = %addr, error = %e, "host route already gone")
+                        }
+                    }
+                }
+                R::Park(addr) => {
+                    // Same protocol and metric: babel sees no change.
+                    let route =
+                        self.host_route(addr, self.config.route_protocol, Some(self.tun_index));
+                    match self.kernel.replace_route(&route).await {
+                        Ok(()) => {
+                            self.counters.parked += 1;
+                            tracing::debug!(client = %addr, "host route parked in the TUN device");
+                        }
+                        Err(e) => {
+                            self.counters.errors += 1;
+                            tracing::warn!(client = %addr, error = %e, "cannot park the host route");
+                        }
+                    }
+                }
                 R::HandOver(addr) => self.hand_over(addr).await,
-                R::Park(addr) => self.park(addr).await,
                 R::EndHandOver(addr) => {
                     let route =
                         self.host_route(addr, self.config.handover_protocol, Some(self.tun_index));
-                    match self.kernel.del_route(&route).await {
+                    match self.kernel.delete_route(&route).await {
                         Ok(()) => tracing::info!(client = %addr, "handover ended"),
                         Err(e) => {
                             tracing::debug!(client = %addr, error = %e, "handover route already gone")
                         }
                     }
                 }
-                R::HoldNodeClientAddr(mac) => {
-                    let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
-                    let result = match self.kernel.add_address(addr, self.lo_index).await {
-                        Ok(()) => {
-                            self.kernel
-                                .add_host_route(
-                                    addr,
-                                    self.lo_index,
-                                    self.config.export_table,
-                                    self.config.route_protocol,
-                                    self.config.host_route_metric,
-                                )
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    match result {
-                        Ok(()) => tracing::debug!(%mac, %addr, "holding node-client address"),
-                        Err(e) => {
-                            self.counters.errors += 1;
-                            tracing::warn!(%mac, %addr, error = %e, "cannot hold node-client address");
-                        }
-                    }
-                }
+                R::HoldNodeClientAddr(mac) => self.hold_node_client_addr(mac).await,
                 R::ReleaseNodeClientAddr(mac) => {
                     let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
                     let route =
                         self.host_route(addr, self.config.route_protocol, Some(self.lo_index));
-                    if let Err(e) = self.kernel.del_route(&route).await {
+                    if let Err(e) = self.kernel.delete_route(&route).await {
                         tracing::debug!(%addr, error = %e, "node-client route already gone");
                     }
                     if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
@@ -516,71 +611,26 @@ impl Engine {
         }
     }
 
-    async fn install_route(&mut self, addr: Ipv6Addr, interface: String, mac: MacAddr) {
-        let Some(ifindex) = interface_index(&interface) else {
+    /// Routes `addr` to its client's link, replacing whatever route core
+    /// had for it (parked, handed over) in one step.
+    async fn install_route(&mut self, addr: Ipv6Addr, interface: &str, mac: MacAddr) {
+        let Some(ifindex) = self.kernel.interface_index(interface) else {
+            self.counters.errors += 1;
             tracing::warn!(interface, %addr, "no such client interface");
             return;
         };
-        let fresh = !self.local.contains_key(&addr);
-        match self
-            .kernel
-            .add_host_route(
-                addr,
-                ifindex,
-                self.config.export_table,
-                self.config.route_protocol,
-                self.config.host_route_metric,
-            )
-            .await
-        {
+        let route = self.host_route(addr, self.config.route_protocol, Some(ifindex));
+        match self.kernel.replace_route(&route).await {
             Ok(()) => {
-                if fresh {
-                    self.counters.host_routes_installed += 1;
-                    tracing::info!(client = %addr, %mac, interface, "host route installed");
-                }
-                self.local.insert(
-                    addr,
-                    LocalClient {
-                        mac: Some(mac),
-                        interface,
-                    },
-                );
+                self.counters.host_routes_installed += 1;
+                tracing::info!(client = %addr, %mac, interface, "host route installed");
+                // Packets held while it was parked follow the route now.
+                let actions = self.held.route_appeared(addr);
+                self.execute(actions).await;
             }
             Err(e) => {
                 self.counters.errors += 1;
                 tracing::warn!(client = %addr, error = %e, "cannot install host route");
-            }
-        }
-    }
-
-    /// Replaces the host route of `addr` via the client interface with one
-    /// into the TUN device (same protocol and metric: babel sees no change),
-    /// so that its packets are held while the client is away.
-    async fn park(&mut self, addr: Ipv6Addr) {
-        if !self.local.contains_key(&addr) {
-            return;
-        }
-        let result = self
-            .kernel
-            .add_host_route(
-                addr,
-                self.tun_index,
-                self.config.export_table,
-                self.config.route_protocol,
-                self.config.host_route_metric,
-            )
-            .await;
-        match result {
-            Ok(()) => {
-                if let Some(client) = self.local.get_mut(&addr) {
-                    client.interface = self.tun.name().to_string();
-                }
-                self.counters.parked += 1;
-                tracing::debug!(client = %addr, "host route parked in the TUN device");
-            }
-            Err(e) => {
-                self.counters.errors += 1;
-                tracing::warn!(client = %addr, error = %e, "cannot park the host route");
             }
         }
     }
@@ -594,48 +644,38 @@ impl Engine {
     /// the TUN device: it is resolved when babeld starts, before core has
     /// created the device; hence a protocol of its own.)
     async fn hand_over(&mut self, addr: Ipv6Addr) {
-        if !self.local.contains_key(&addr) {
-            return;
-        }
-        match self
-            .kernel
-            .add_host_route(
-                addr,
-                self.tun_index,
-                self.config.export_table,
-                self.config.handover_protocol,
-                self.config.host_route_metric,
-            )
-            .await
-        {
+        let route = self.host_route(addr, self.config.handover_protocol, Some(self.tun_index));
+        match self.kernel.replace_route(&route).await {
             Ok(()) => {
-                self.local.remove(&addr);
                 self.counters.handovers += 1;
                 tracing::info!(client = %addr, "host route handed over");
             }
             Err(e) => {
                 self.counters.errors += 1;
                 tracing::warn!(client = %addr, error = %e, "cannot hand the host route over; removing it");
-                self.remove_route(addr).await;
+                let route = self.host_route(addr, self.config.route_protocol, None);
+                if let Err(e) = self.kernel.delete_route(&route).await {
+                    tracing::debug!(client = %addr, error = %e, "host route already gone");
+                }
             }
         }
     }
 
-    async fn remove_route(&mut self, addr: Ipv6Addr) {
-        let Some(client) = self.local.remove(&addr) else {
-            return;
-        };
-        let route = self.host_route(
-            addr,
-            self.config.route_protocol,
-            interface_index(&client.interface),
-        );
-        match self.kernel.del_route(&route).await {
+    async fn hold_node_client_addr(&mut self, mac: MacAddr) {
+        let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
+        let result = match self.kernel.add_address(addr, self.lo_index).await {
             Ok(()) => {
-                self.counters.host_routes_removed += 1;
-                tracing::info!(client = %addr, "host route removed");
+                let route = self.host_route(addr, self.config.route_protocol, Some(self.lo_index));
+                self.kernel.replace_route(&route).await
             }
-            Err(e) => tracing::debug!(client = %addr, error = %e, "host route already gone"),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::debug!(%mac, %addr, "holding node-client address"),
+            Err(e) => {
+                self.counters.errors += 1;
+                tracing::warn!(%mac, %addr, error = %e, "cannot hold node-client address");
+            }
         }
     }
 
@@ -647,16 +687,155 @@ impl Engine {
         if configured.iter().any(|c| c == interface) {
             return interface.to_string();
         }
-        let master = std::fs::read_link(format!("/sys/class/net/{interface}/master"))
-            .ok()
-            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string));
-        match master {
+        match self.kernel.bridge_of(interface) {
             Some(m) if configured.contains(&m) => m,
             _ => configured
                 .first()
                 .cloned()
                 .unwrap_or_else(|| interface.to_string()),
         }
+    }
+
+    // ===== start and stop =====
+
+    /// At start: what an earlier run of core left in the kernel. Its
+    /// handovers are over (nothing forwards for them now): removed. A host
+    /// route via a client interface whose neighbour entry is still there,
+    /// with a MAC, is adopted: the roaming state serves that client again
+    /// until clientmon's snapshot says whether it is here. Every other route
+    /// of core's protocol, and node-client addresses of clients not
+    /// adopted, are removed.
+    async fn adopt_earlier_run(&mut self) -> Result<(), DaemonError> {
+        let table = self.config.export_table;
+        let handovers = self
+            .kernel
+            .routes(table, self.config.handover_protocol)
+            .await
+            .map_err(|e| DaemonError::fatal("route dump", e))?;
+        let routes = self
+            .kernel
+            .routes(table, self.config.route_protocol)
+            .await
+            .map_err(|e| DaemonError::fatal("route dump", e))?;
+        let neighbours = self
+            .kernel
+            .neighbours()
+            .await
+            .map_err(|e| DaemonError::fatal("neighbour dump", e))?;
+        let on_lo = self
+            .kernel
+            .addresses(self.lo_index)
+            .await
+            .map_err(|e| DaemonError::fatal("address dump", e))?;
+        let mut adopted: BTreeMap<MacAddr, (String, Vec<Ipv6Addr>)> = BTreeMap::new();
+        let mut stale = handovers;
+        let mut node_client_routes = Vec::new();
+        for route in routes {
+            if route.prefix_len == 128 && self.mesh.node_client_prefix.contains(&route.destination)
+            {
+                node_client_routes.push(route);
+                continue;
+            }
+            match self.adoptable(&route, &neighbours) {
+                Some((mac, interface)) => {
+                    tracing::info!(client = %route.destination, %mac, interface,
+                        "adopting host route of an earlier run");
+                    adopted
+                        .entry(mac)
+                        .or_insert_with(|| (interface, Vec::new()))
+                        .1
+                        .push(route.destination);
+                }
+                None => stale.push(route),
+            }
+        }
+        let held: BTreeSet<Ipv6Addr> = adopted
+            .keys()
+            .map(|mac| node_client_addr(&self.mesh.node_client_prefix, mac))
+            .collect();
+        stale.extend(
+            node_client_routes
+                .into_iter()
+                .filter(|r| !held.contains(&r.destination)),
+        );
+        for route in stale {
+            tracing::info!(dst = %route.destination, len = route.prefix_len, protocol = route.protocol,
+                "removing route left by an earlier run");
+            match self.kernel.delete_route(&route).await {
+                Ok(()) => self.counters.stale_removed += 1,
+                Err(e) => {
+                    tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route")
+                }
+            }
+        }
+        for addr in on_lo {
+            if self.mesh.node_client_prefix.contains(&addr) && !held.contains(&addr) {
+                tracing::info!(%addr, "removing node-client address left by an earlier run");
+                match self.kernel.del_address(addr, self.lo_index).await {
+                    Ok(()) => self.counters.stale_removed += 1,
+                    Err(e) => tracing::warn!(%addr, error = %e, "cannot remove stale address"),
+                }
+            }
+        }
+        for (mac, (interface, addresses)) in adopted {
+            self.counters.adopted += addresses.len() as u64;
+            let actions = self.roaming.adopt(mac, interface, &addresses);
+            self.execute_roaming(actions).await;
+        }
+        Ok(())
+    }
+
+    /// The client of a host route of an earlier run, if the route can be
+    /// adopted: a /128 in a client prefix via a client interface, whose
+    /// address the kernel still has as a neighbour there with a MAC.
+    fn adoptable(
+        &self,
+        route: &Route,
+        neighbours: &[crate::kernel::Neighbour],
+    ) -> Option<(MacAddr, String)> {
+        if route.prefix_len != 128 || !self.is_client(&route.destination) {
+            return None;
+        }
+        let oif = route.oif?;
+        let interface = self.kernel.interface_name(oif)?;
+        if !self.mesh.client_interfaces.contains(&interface) {
+            return None;
+        }
+        let neighbour = neighbours
+            .iter()
+            .find(|n| n.address == route.destination && n.ifindex == oif && n.usable)?;
+        Some((neighbour.mac?, interface))
+    }
+
+    /// Removes the host routes, catch-all routes and node-client addresses
+    /// this run installed.
+    async fn clean_up(&mut self) {
+        let held: Vec<MacAddr> = self
+            .roaming
+            .clients()
+            .iter()
+            .filter(|(_, c)| c.holds_node_client_addr)
+            .map(|(mac, _)| *mac)
+            .collect();
+        for mac in held {
+            let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
+            if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
+                tracing::debug!(%addr, error = %e, "node-client address already gone");
+            }
+        }
+        for protocol in [self.config.route_protocol, self.config.handover_protocol] {
+            match self.kernel.routes(self.config.export_table, protocol).await {
+                Ok(routes) => {
+                    for route in routes {
+                        if let Err(e) = self.kernel.delete_route(&route).await {
+                            tracing::warn!(dst = %route.destination, error = %e, "cannot remove route");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(protocol, error = %e, "cannot list routes to remove"),
+            }
+        }
+        tracing::info!("routes removed");
     }
 
     // ===== helpers =====
@@ -669,7 +848,8 @@ impl Engine {
             table: self.config.export_table,
             protocol,
             oif,
-            kind: netlink_packet_route::route::RouteType::Unicast,
+            metric: Some(self.config.host_route_metric),
+            kind: RouteType::Unicast,
         }
     }
 
@@ -677,7 +857,8 @@ impl Engine {
         self.mesh.client_prefixes.iter().any(|p| p.contains(addr))
     }
 
-    fn publish(&self) {
+    /// The state the status RPC shows.
+    fn status(&self) -> Status {
         let mut counters = self.held.counters().list();
         let c = &self.counters;
         counters.extend([
@@ -701,119 +882,471 @@ impl Engine {
             ("duplicate_routes", c.duplicate_routes),
             ("handovers", c.handovers),
             ("parked", c.parked),
+            ("adopted", c.adopted),
+            ("stale_removed", c.stale_removed),
             ("handovers_now", self.roaming.handovers() as u64),
             ("clients_served", self.roaming.clients().len() as u64),
             ("errors", c.errors),
         ]);
-        if let Ok(mut s) = self.status.lock() {
-            s.counters = counters;
-            s.local_clients = self.local.clone();
-        }
-    }
-
-    /// Removes the host routes, catch-all routes and node-client addresses
-    /// this run installed.
-    async fn clean_up(&mut self) {
-        let held: Vec<MacAddr> = self
+        let mut clients: Vec<ServedClient> = self
             .roaming
             .clients()
             .iter()
-            .filter(|(_, c)| c.holds_node_client_addr)
-            .map(|(mac, _)| *mac)
+            .map(|(mac, c)| ServedClient {
+                mac: *mac,
+                interface: c.interface.clone(),
+                addresses: c.addresses.clone(),
+                phase: match c.phase {
+                    Phase::Claiming => "claiming",
+                    Phase::Serving => "serving",
+                    Phase::Leaving { .. } => "leaving",
+                },
+            })
             .collect();
-        for mac in held {
-            let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
-            if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
-                tracing::debug!(%addr, error = %e, "node-client address already gone");
-            }
-        }
-        for protocol in [self.config.route_protocol, self.config.handover_protocol] {
-            match self.kernel.routes(self.config.export_table, protocol).await {
-                Ok(routes) => {
-                    for route in routes {
-                        if let Err(e) = self.kernel.del_route(&route).await {
-                            tracing::warn!(dst = %route.destination, error = %e, "cannot remove route");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(protocol, error = %e, "cannot list routes to remove"),
-            }
-        }
-        tracing::info!("routes removed");
-        if let Ok(mut s) = self.status.lock() {
-            s.tun_device.clear();
+        clients.sort_by_key(|c| c.mac);
+        Status {
+            tun_device: self.tun.name().to_string(),
+            counters,
+            clients,
         }
     }
 }
 
-/// At start: keeps host routes of an earlier run whose client the kernel
-/// still sees as a neighbour on the route's interface, removes the rest.
-async fn reconcile(
-    kernel: &Kernel,
-    mesh: &MeshConfig,
-    config: &CoreConfig,
-) -> Result<HashMap<Ipv6Addr, LocalClient>, DaemonError> {
-    let routes = kernel
-        .routes(config.export_table, config.route_protocol)
-        .await
-        .map_err(|e| DaemonError::fatal("route dump", e))?;
-    let neighbours = kernel
-        .neighbours()
-        .await
-        .map_err(|e| DaemonError::fatal("neighbour dump", e))?;
-    // Handovers of an earlier run are over: nothing forwards for them now.
-    let handovers = kernel
-        .routes(config.export_table, config.handover_protocol)
-        .await
-        .map_err(|e| DaemonError::fatal("route dump", e))?;
-    for route in handovers {
-        tracing::info!(dst = %route.destination, "removing handover route left by an earlier run");
-        if let Err(e) = kernel.del_route(&route).await {
-            tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route");
-        }
-    }
-    let mut local = HashMap::new();
-    for route in routes {
-        let keep = adoptable(&route, mesh, &neighbours);
-        match keep {
-            Some(client) => {
-                tracing::info!(client = %route.destination, interface = client.interface, "adopted host route of an earlier run");
-                local.insert(route.destination, client);
-            }
-            None => {
-                tracing::info!(dst = %route.destination, len = route.prefix_len, "removing route left by an earlier run");
-                if let Err(e) = kernel.del_route(&route).await {
-                    tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route");
-                }
-            }
-        }
-    }
-    Ok(local)
-}
+#[cfg(test)]
+mod tests {
+    //! The engine over the in-memory platform: what it asks of the kernel
+    //! and the other daemons for each event, without root and without
+    //! waiting (time is passed in).
 
-fn adoptable(
-    route: &Route,
-    mesh: &MeshConfig,
-    neighbours: &[crate::netlink::Neighbour],
-) -> Option<LocalClient> {
-    if route.prefix_len != 128
-        || !mesh
-            .client_prefixes
+    use super::*;
+    use crate::kernel::Neighbour;
+    use crate::mock::{KernelState, Mock, MockKernel, MockParts};
+
+    const NODE: &str = "fdff::2";
+    const OTHER: &str = "fdff::3";
+    const CLIENT: &str = "fddd:1::100";
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn mac() -> MacAddr {
+        "02:c1:00:00:00:01".parse().unwrap()
+    }
+
+    struct Lab {
+        engine: Engine<Mock>,
+        parts: MockParts,
+        db: mpsc::Receiver<DbCommand>,
+        seeks: mpsc::Receiver<Ipv6Addr>,
+        // Kept so the engine's receivers stay open.
+        _senders: (
+            mpsc::Sender<FoundNeighbour>,
+            mpsc::Sender<PresenceEvent>,
+            mpsc::Sender<DbEvent>,
+            Handle,
+        ),
+    }
+
+    fn mesh() -> MeshConfig {
+        MeshConfig {
+            node_address: a(NODE),
+            mesh_interfaces: vec!["mesh0".into()],
+            client_interfaces: vec!["br-client".into()],
+            client_prefixes: vec!["fddd:1::/64".parse().unwrap()],
+            node_client_prefix: "fec0::/64".parse().unwrap(),
+            next_node_address: a("fe80::1"),
+            next_node_mac: None,
+            intercom_port: 5523,
+            data_port: 5524,
+        }
+    }
+
+    /// An engine on a node with `lo`, `br-client`, `mesh0` and `l3roam0`;
+    /// `arrange` prepares the kernel as an earlier run left it.
+    fn lab_with(arrange: impl FnOnce(&MockKernel)) -> Lab {
+        let kernel = MockKernel::with_links(&["br-client", "mesh0", "l3roam0"]);
+        arrange(&kernel);
+        let parts = MockParts {
+            kernel,
+            tun: Default::default(),
+            data: Default::default(),
+            icmp: Default::default(),
+        };
+        let (seek_tx, seeks) = mpsc::channel(64);
+        let (found_tx, found_rx) = mpsc::channel(64);
+        let (presence_tx, presence_rx) = mpsc::channel(64);
+        let (db_tx, db) = mpsc::channel(64);
+        let (db_event_tx, db_event_rx) = mpsc::channel(64);
+        let (handle, queries) = Handle::new();
+        let channels = Channels {
+            seeks: seek_tx,
+            found: found_rx,
+            presence: presence_rx,
+            db_commands: db_tx,
+            db_events: db_event_rx,
+        };
+        let engine = Engine::new(
+            mesh(),
+            CoreConfig::default(),
+            parts.parts(),
+            channels,
+            queries,
+        )
+        .unwrap();
+        Lab {
+            engine,
+            parts,
+            db,
+            seeks,
+            _senders: (found_tx, presence_tx, db_event_tx, handle),
+        }
+    }
+
+    async fn started(arrange: impl FnOnce(&MockKernel)) -> Lab {
+        let mut lab = lab_with(arrange);
+        lab.engine.start().await.unwrap();
+        lab
+    }
+
+    impl Lab {
+        fn kernel(&self) -> std::cell::Ref<'_, KernelState> {
+            self.parts.kernel.state.borrow()
+        }
+
+        fn index(&self, name: &str) -> u32 {
+            self.parts.kernel.index(name)
+        }
+
+        /// `(protocol, interface)` of every route for `addr/128`.
+        fn host_routes(&self, addr: &str) -> Vec<(u8, String)> {
+            let kernel = self.kernel();
+            let mut routes: Vec<(u8, String)> = kernel
+                .host_routes(a(addr))
+                .into_iter()
+                .map(|r| {
+                    let name = kernel
+                        .links
+                        .iter()
+                        .find(|(_, i)| Some(**i) == r.oif)
+                        .map(|(n, _)| n.clone())
+                        .unwrap_or_default();
+                    (r.protocol, name)
+                })
+                .collect();
+            routes.sort();
+            routes
+        }
+
+        fn db_commands(&mut self) -> Vec<DbCommand> {
+            let mut out = Vec::new();
+            while let Ok(c) = self.db.try_recv() {
+                out.push(c);
+            }
+            out
+        }
+
+        fn requests(&self) -> Vec<String> {
+            std::mem::take(&mut self.parts.kernel.state.borrow_mut().requests)
+        }
+
+        async fn appeared(&mut self, addresses: &[&str], now: Instant) {
+            let event = PresenceEvent::Appeared {
+                mac: mac(),
+                interface: "br-client".into(),
+                addresses: addresses.iter().map(|s| a(s)).collect(),
+            };
+            self.engine.presence(event, now).await;
+        }
+
+        async fn serve(&mut self, now: Instant) {
+            self.appeared(&[CLIENT], now).await;
+            self.engine.db_event(DbEvent::ClaimDone(mac()), now).await;
+        }
+    }
+
+    /// An IPv6 packet from the gateway to `dst`.
+    fn packet_to(dst: &str) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 1, 59, 64];
+        p.extend_from_slice(&a("fdff::1").octets());
+        p.extend_from_slice(&a(dst).octets());
+        p.push(0xab);
+        p
+    }
+
+    fn earlier_run(kernel: &MockKernel, addr: &str, neighbour: Option<MacAddr>) {
+        let br = kernel.index("br-client");
+        let mut s = kernel.state.borrow_mut();
+        s.routes.push(Route {
+            destination: a(addr),
+            prefix_len: 128,
+            table: 254,
+            protocol: 158,
+            oif: Some(br),
+            metric: Some(32),
+            kind: RouteType::Unicast,
+        });
+        if let Some(mac) = neighbour {
+            s.neighbours.push(Neighbour {
+                address: a(addr),
+                ifindex: br,
+                mac: Some(mac),
+                usable: true,
+            });
+        }
+    }
+
+    fn node_client_address() -> Ipv6Addr {
+        node_client_addr(&mesh().node_client_prefix, &mac())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn start_routes_the_client_prefixes_into_the_tun_device() {
+        let lab = started(|_| {}).await;
+        let kernel = lab.kernel();
+        let catch_all: Vec<&Route> = kernel
+            .routes
             .iter()
-            .any(|p| p.contains(&route.destination))
-    {
-        return None;
+            .filter(|r| r.prefix_len == 64)
+            .collect();
+        assert_eq!(catch_all.len(), 1);
+        assert_eq!(catch_all[0].destination, a("fddd:1::"));
+        assert_eq!(catch_all[0].oif, Some(lab.index("l3roam0")));
+        assert_eq!(catch_all[0].protocol, 158);
     }
-    let oif = route.oif?;
-    let interface = crate::datapath::interface_name(oif)?;
-    if !mesh.client_interfaces.contains(&interface) {
-        return None;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn start_adopts_routes_of_present_neighbours_and_removes_the_rest() {
+        let stale_mac: MacAddr = "02:c1:00:00:00:02".parse().unwrap();
+        let lab = started(|k| {
+            earlier_run(k, CLIENT, Some(mac()));
+            earlier_run(k, "fddd:1::200", None);
+            let tun = k.index("l3roam0");
+            let lo = k.index("lo");
+            let mut s = k.state.borrow_mut();
+            // A handover of the earlier run, and its node-client addresses.
+            s.routes.push(Route {
+                destination: a("fddd:1::300"),
+                prefix_len: 128,
+                table: 254,
+                protocol: 159,
+                oif: Some(tun),
+                metric: Some(32),
+                kind: RouteType::Unicast,
+            });
+            for m in [mac(), stale_mac] {
+                let addr = node_client_addr(&mesh().node_client_prefix, &m);
+                s.addresses.push((addr, lo));
+                s.routes.push(Route {
+                    destination: addr,
+                    prefix_len: 128,
+                    table: 254,
+                    protocol: 158,
+                    oif: Some(lo),
+                    metric: Some(32),
+                    kind: RouteType::Unicast,
+                });
+            }
+        })
+        .await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        assert!(lab.host_routes("fddd:1::200").is_empty(), "no neighbour");
+        assert!(lab.host_routes("fddd:1::300").is_empty(), "handover over");
+        let stale_nca = node_client_addr(&mesh().node_client_prefix, &stale_mac);
+        let kernel = lab.kernel();
+        assert!(kernel.host_routes(stale_nca).is_empty());
+        assert_eq!(kernel.addresses, vec![(node_client_address(), 1)]);
+        assert_eq!(kernel.host_routes(node_client_address()).len(), 1);
+        drop(kernel);
+        let status = lab.engine.status();
+        assert_eq!(status.clients.len(), 1);
+        assert_eq!(status.clients[0].mac, mac());
+        assert_eq!(status.clients[0].phase, "serving");
     }
-    let neighbour = neighbours
-        .iter()
-        .find(|n| n.address == route.destination && n.ifindex == oif && n.usable)?;
-    Some(LocalClient {
-        mac: neighbour.mac,
-        interface,
-    })
+
+    /// Issue 9's restart case: core was killed, the client moved away,
+    /// core started again: clientmon's snapshot does not list the client,
+    /// so its adopted routes are parked and go after the grace period.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_adopted_client_clientmon_does_not_list_is_released() {
+        let mut lab = started(|k| {
+            earlier_run(k, CLIENT, Some(mac()));
+            let lo = k.index("lo");
+            k.state
+                .borrow_mut()
+                .addresses
+                .push((node_client_addr(&mesh().node_client_prefix, &mac()), lo));
+        })
+        .await;
+        let t0 = Instant::now();
+        lab.engine.presence(PresenceEvent::SnapshotStart, t0).await;
+        lab.engine.presence(PresenceEvent::SnapshotDone, t0).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "l3roam0".into())]);
+        lab.engine.tick(t0 + Duration::from_secs(5)).await;
+        assert!(lab.host_routes(CLIENT).is_empty());
+        assert!(lab.kernel().addresses.is_empty());
+        assert!(lab.kernel().host_routes(node_client_address()).is_empty());
+        assert_eq!(lab.db_commands(), vec![DbCommand::Forget(mac())]);
+        assert!(lab.engine.status().clients.is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_adopted_client_clientmon_lists_is_claimed_and_kept() {
+        let mut lab = started(|k| earlier_run(k, CLIENT, Some(mac()))).await;
+        let t0 = Instant::now();
+        lab.engine.presence(PresenceEvent::SnapshotStart, t0).await;
+        lab.appeared(&[CLIENT], t0).await;
+        lab.engine.presence(PresenceEvent::SnapshotDone, t0).await;
+        lab.engine.tick(t0 + Duration::from_secs(10)).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        assert_eq!(lab.db_commands(), vec![DbCommand::Claim(mac())]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn arrival_claims_routes_and_holds_the_node_client_address_after_the_claim() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.appeared(&[CLIENT], t0).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        assert!(lab.kernel().addresses.is_empty(), "not before the claim");
+        assert_eq!(
+            lab.db_commands(),
+            vec![
+                DbCommand::Claim(mac()),
+                DbCommand::Update(mac(), vec![a(CLIENT)])
+            ]
+        );
+        lab.engine.db_event(DbEvent::ClaimDone(mac()), t0).await;
+        assert_eq!(lab.kernel().addresses, vec![(node_client_address(), 1)]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn release_hands_over_in_one_step_and_forwards_what_still_arrives() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        lab.requests();
+        let release = DbEvent::Release {
+            mac: mac(),
+            claimed_by: a(OTHER),
+        };
+        lab.engine.db_event(release, t0).await;
+        // One replace, no delete of the old route first: babeld never sees
+        // the address without a route.
+        let requests = lab.requests();
+        assert_eq!(
+            requests
+                .iter()
+                .filter(|r| r.contains(CLIENT))
+                .collect::<Vec<_>>(),
+            vec![&format!(
+                "replace {CLIENT}/128 proto 159 oif Some({})",
+                lab.index("l3roam0")
+            )]
+        );
+        assert_eq!(lab.host_routes(CLIENT), vec![(159, "l3roam0".into())]);
+        assert!(
+            lab.kernel().addresses.is_empty(),
+            "node-client address let go"
+        );
+        // A packet still routed here goes on to the new node.
+        lab.engine.tun_packet(packet_to(CLIENT), t0).await;
+        let sent = lab.parts.data.sent.borrow().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, a(OTHER));
+        assert!(matches!(&sent[0].1.body, Body::Data { payload } if *payload == packet_to(CLIENT)));
+        // The handover ends after core.handover_ms.
+        lab.engine.tick(t0 + Duration::from_millis(4_900)).await;
+        assert_eq!(lab.host_routes(CLIENT).len(), 1);
+        lab.engine.tick(t0 + Duration::from_secs(5)).await;
+        assert!(lab.host_routes(CLIENT).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_departed_client_is_parked_and_its_packets_are_sent_on_when_it_returns() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        lab.engine.presence(PresenceEvent::Gone(mac()), t0).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "l3roam0".into())]);
+        lab.engine.tun_packet(packet_to(CLIENT), t0).await;
+        assert_eq!(
+            lab.seeks.try_recv().ok(),
+            Some(a(CLIENT)),
+            "held and sought"
+        );
+        assert!(lab.parts.tun.sent.borrow().is_empty());
+        lab.appeared(&[CLIENT], t0 + Duration::from_secs(1)).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        assert_eq!(
+            *lab.parts.tun.sent.borrow(),
+            vec![packet_to(CLIENT)],
+            "re-sent at once through the route, not at the next re-seek"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_back_during_its_handover_gets_its_route_at_once() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        let release = DbEvent::Release {
+            mac: mac(),
+            claimed_by: a(OTHER),
+        };
+        lab.engine.db_event(release, t0).await;
+        lab.requests();
+        // Back 2 s later; clientmon knows no address yet.
+        lab.appeared(&[], t0 + Duration::from_secs(2)).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        let requests = lab.requests();
+        assert!(
+            !requests.iter().any(|r| r.starts_with("delete")),
+            "the handover route is replaced, never removed first: {requests:?}"
+        );
+        // The end of the old handover does not touch the new route.
+        lab.engine.tick(t0 + Duration::from_secs(6)).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_route_from_another_node_for_a_departed_client_replaces_ours() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        lab.engine.presence(PresenceEvent::Gone(mac()), t0).await;
+        let babel = Route {
+            destination: a(CLIENT),
+            prefix_len: 128,
+            table: 254,
+            protocol: 42,
+            oif: Some(lab.index("mesh0")),
+            metric: Some(1120),
+            kind: RouteType::Unicast,
+        };
+        lab.engine.route_change(RouteChange::Added(babel)).await;
+        assert!(lab.host_routes(CLIENT).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn client_db_resync_claims_again() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.appeared(&[CLIENT], t0).await;
+        lab.db_commands();
+        lab.engine.db_event(DbEvent::SnapshotStart, t0).await;
+        lab.engine.db_event(DbEvent::SnapshotDone, t0).await;
+        assert_eq!(lab.db_commands(), vec![DbCommand::Claim(mac())]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stop_removes_everything_core_installed() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        lab.engine.clean_up().await;
+        let kernel = lab.kernel();
+        assert!(kernel.routes.is_empty(), "{:?}", kernel.routes);
+        assert!(kernel.addresses.is_empty());
+    }
 }

@@ -9,6 +9,9 @@ mod datapath;
 mod engine;
 mod held;
 mod icmp;
+mod kernel;
+#[cfg(test)]
+mod mock;
 mod netlink;
 mod peers;
 mod roaming;
@@ -74,8 +77,26 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let clientmon_socket = ctx.config.socket_of(PEERS[0])?;
     let clientdb_socket = ctx.config.socket_of(PEERS[1])?;
     let ndproxy_socket = ctx.config.socket_of(PEERS[2])?;
-    let kernel = netlink::Kernel::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
-    let status = engine::SharedStatus::default();
+    // Subscribe to route changes before anything reads the tables, so that
+    // no change falls between the dump and the first event.
+    let routes = netlink::watch_routes().map_err(|e| DaemonError::fatal("route watch", e))?;
+    let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
+    let tun = tun::Tun::create(&config.tun_device)
+        .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
+    let data = datapath::DataPath::bind(
+        ctx.config.mesh.data_port,
+        ctx.config.mesh.mesh_interfaces.clone(),
+    )
+    .map_err(|e| DaemonError::fatal("data path socket", e))?;
+    let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;
+    let parts = kernel::Parts::<kernel::Host> {
+        kernel: kernel.clone(),
+        routes,
+        tun,
+        data,
+        icmp,
+    };
+    let (handle, queries) = engine::Handle::new();
     let (seek_tx, seek_rx) = mpsc::channel(QUEUE);
     let (found_tx, found_rx) = mpsc::channel(QUEUE);
     let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
@@ -88,14 +109,14 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         db_commands: db_command_tx,
         db_events: db_event_rx,
     };
-    let engine = engine::Engine::start(
+    let mut engine = engine::Engine::new(
         ctx.config.mesh.clone(),
         config.clone(),
-        kernel.clone(),
+        parts,
         channels,
-        status.clone(),
-    )
-    .await?;
+        queries,
+    )?;
+    engine.start().await?;
     let shutdown = &ctx.shutdown;
     tokio::spawn(seeker::run(
         ndproxy_socket,
@@ -120,7 +141,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         config,
         peers,
         kernel,
-        status,
+        handle,
         started,
     );
     let socket = ctx.socket.clone();

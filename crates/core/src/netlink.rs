@@ -1,7 +1,5 @@
-//! The kernel's routing state, through rtnetlink.
-//!
-//! Everything core reads from or writes to the kernel's IPv6 routing tables
-//! goes through [`Kernel`]; the rest of the daemon speaks in [`Route`]s.
+//! The kernel's routing state, through rtnetlink: the real implementation
+//! of [`crate::kernel::Kernel`] and [`crate::kernel::RouteEvents`].
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
@@ -14,115 +12,73 @@ use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::{AddressMessageBuilder, Handle, MulticastGroup, RouteMessageBuilder};
 
-/// An IPv6 route as core sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Destination address.
-    pub destination: Ipv6Addr,
-    /// Destination prefix length.
-    pub prefix_len: u8,
-    /// Routing table.
-    pub table: u32,
-    /// Route protocol (who installed it).
-    pub protocol: u8,
-    /// Output interface index, if any.
-    pub oif: Option<u32>,
-    /// Unicast, unreachable, local, ...
-    pub kind: RouteType,
-}
+use crate::kernel::{Kernel, KernelError, Neighbour, Route, RouteChange, RouteEvents};
 
-impl Route {
-    /// Reads the fields core cares about; `None` for non-IPv6 routes.
-    pub fn from_message(msg: &RouteMessage) -> Option<Route> {
-        if msg.header.address_family != AddressFamily::Inet6 {
-            return None;
-        }
-        let mut table = u32::from(msg.header.table);
-        let mut destination = Ipv6Addr::UNSPECIFIED;
-        let mut oif = None;
-        for attr in &msg.attributes {
-            match attr {
-                RouteAttribute::Table(t) => table = *t,
-                RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = *a,
-                RouteAttribute::Oif(i) => oif = Some(*i),
-                _ => {}
-            }
-        }
-        Some(Route {
-            destination,
-            prefix_len: msg.header.destination_prefix_length,
-            table,
-            protocol: msg.header.protocol.into(),
-            oif,
-            kind: msg.header.kind,
-        })
+fn failed(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> KernelError {
+    move |source| KernelError {
+        what,
+        source: Box::new(source),
     }
 }
 
-/// A failed kernel request.
-#[derive(Debug, thiserror::Error)]
-#[error("{what}: {source}")]
-pub struct KernelError {
-    what: &'static str,
-    #[source]
-    source: rtnetlink::Error,
-}
-
-/// A change of the kernel's IPv6 routing tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteChange {
-    /// A route was added or replaced.
-    Added(Route),
-    /// A route was removed.
-    Removed(Route),
-}
-
-/// A kernel neighbour (NDP) entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Neighbour {
-    /// Its IPv6 address.
-    pub address: Ipv6Addr,
-    /// Interface index.
-    pub ifindex: u32,
-    /// Link-layer address, when known.
-    pub mac: Option<MacAddr>,
-    /// Whether the entry says the neighbour is (or recently was) there.
-    pub usable: bool,
-}
-
-impl Neighbour {
-    fn from_message(msg: &NeighbourMessage) -> Option<Neighbour> {
-        let mut address = None;
-        let mut mac = None;
-        for attr in &msg.attributes {
-            match attr {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => address = Some(*a),
-                NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::from_slice(l).ok(),
-                _ => {}
-            }
-        }
-        let usable = matches!(
-            msg.header.state,
-            NeighbourState::Reachable
-                | NeighbourState::Stale
-                | NeighbourState::Delay
-                | NeighbourState::Probe
-                | NeighbourState::Permanent
-        );
-        Some(Neighbour {
-            address: address?,
-            ifindex: msg.header.ifindex,
-            mac,
-            usable,
-        })
+/// Reads the fields core cares about; `None` for non-IPv6 routes.
+fn route_from(msg: &RouteMessage) -> Option<Route> {
+    if msg.header.address_family != AddressFamily::Inet6 {
+        return None;
     }
+    let mut table = u32::from(msg.header.table);
+    let mut destination = Ipv6Addr::UNSPECIFIED;
+    let mut oif = None;
+    let mut metric = None;
+    for attr in &msg.attributes {
+        match attr {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = *a,
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            _ => {}
+        }
+    }
+    Some(Route {
+        destination,
+        prefix_len: msg.header.destination_prefix_length,
+        table,
+        protocol: msg.header.protocol.into(),
+        oif,
+        metric,
+        kind: msg.header.kind,
+    })
+}
+
+fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
+    let mut address = None;
+    let mut mac = None;
+    for attr in &msg.attributes {
+        match attr {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => address = Some(*a),
+            NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::from_slice(l).ok(),
+            _ => {}
+        }
+    }
+    let usable = matches!(
+        msg.header.state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+    );
+    Some(Neighbour {
+        address: address?,
+        ifindex: msg.header.ifindex,
+        mac,
+        usable,
+    })
 }
 
 /// Subscribes to IPv6 route changes. Subscribe before dumping, so that no
@@ -143,19 +99,17 @@ pub struct RouteWatch {
     )>,
 }
 
-impl RouteWatch {
+impl RouteEvents for RouteWatch {
     /// The next IPv6 route change; `None` when the netlink socket is gone.
-    pub async fn next(&mut self) -> Option<RouteChange> {
+    async fn next(&mut self) -> Option<RouteChange> {
         loop {
             let (message, _) = self.messages.next().await?;
             let NetlinkPayload::InnerMessage(inner) = message.payload else {
                 continue;
             };
             let change = match &inner {
-                RouteNetlinkMessage::NewRoute(m) => Route::from_message(m).map(RouteChange::Added),
-                RouteNetlinkMessage::DelRoute(m) => {
-                    Route::from_message(m).map(RouteChange::Removed)
-                }
+                RouteNetlinkMessage::NewRoute(m) => route_from(m).map(RouteChange::Added),
+                RouteNetlinkMessage::DelRoute(m) => route_from(m).map(RouteChange::Removed),
                 _ => None,
             };
             if change.is_some() {
@@ -167,160 +121,16 @@ impl RouteWatch {
 
 /// The rtnetlink connection.
 #[derive(Debug, Clone)]
-pub struct Kernel {
+pub struct Netlink {
     handle: Handle,
 }
 
-impl Kernel {
+impl Netlink {
     /// Opens the rtnetlink socket; its connection task runs on the current runtime.
-    pub fn connect() -> std::io::Result<Kernel> {
+    pub fn connect() -> std::io::Result<Netlink> {
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        Ok(Kernel { handle })
-    }
-
-    /// All IPv6 routes in `table` installed with `protocol`.
-    pub async fn routes(&self, table: u32, protocol: u8) -> Result<Vec<Route>, KernelError> {
-        let request = RouteMessageBuilder::<Ipv6Addr>::new().build();
-        let messages: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(request)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| KernelError {
-                what: "route dump",
-                source,
-            })?;
-        Ok(messages
-            .iter()
-            .filter_map(Route::from_message)
-            .filter(|r| r.table == table && r.protocol == protocol)
-            .collect())
-    }
-
-    /// Installs (or replaces) the host route `dst/128 dev ifindex` in `table`
-    /// with route protocol `protocol` and route metric `metric`.
-    pub async fn add_host_route(
-        &self,
-        dst: Ipv6Addr,
-        ifindex: u32,
-        table: u32,
-        protocol: u8,
-        metric: u32,
-    ) -> Result<(), KernelError> {
-        self.add_route(dst, 128, ifindex, table, protocol, Some(metric))
-            .await
-    }
-
-    /// Installs (or replaces) `dst/len dev ifindex` in `table` with
-    /// `protocol` and, if given, `metric` (else the kernel's default, 1024).
-    pub async fn add_route(
-        &self,
-        dst: Ipv6Addr,
-        len: u8,
-        ifindex: u32,
-        table: u32,
-        protocol: u8,
-        metric: Option<u32>,
-    ) -> Result<(), KernelError> {
-        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(dst, len)
-            .output_interface(ifindex)
-            .table_id(table)
-            .protocol(RouteProtocol::from(protocol));
-        if let Some(metric) = metric {
-            builder = builder.priority(metric);
-        }
-        let message = builder.build();
-        self.handle
-            .route()
-            .add(message)
-            .replace()
-            .execute()
-            .await
-            .map_err(|source| KernelError {
-                what: "route add",
-                source,
-            })
-    }
-
-    /// Removes a route as it was dumped or announced.
-    pub async fn del_route(&self, route: &Route) -> Result<(), KernelError> {
-        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(route.destination, route.prefix_len)
-            .table_id(route.table)
-            .protocol(RouteProtocol::from(route.protocol))
-            .kind(route.kind);
-        if let Some(oif) = route.oif {
-            builder = builder.output_interface(oif);
-        }
-        let message = builder.build();
-        self.handle
-            .route()
-            .del(message)
-            .execute()
-            .await
-            .map_err(|source| KernelError {
-                what: "route delete",
-                source,
-            })
-    }
-
-    /// Adds `addr/128` to interface `ifindex` without duplicate address
-    /// detection (a node-client address: exactly one node holds it).
-    pub async fn add_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
-        let mut request = self
-            .handle
-            .address()
-            .add(ifindex, std::net::IpAddr::V6(addr), 128)
-            .replace();
-        request
-            .message_mut()
-            .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        request.execute().await.map_err(|source| KernelError {
-            what: "address add",
-            source,
-        })
-    }
-
-    /// Removes `addr/128` from interface `ifindex`.
-    pub async fn del_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
-        let message = AddressMessageBuilder::<Ipv6Addr>::new()
-            .index(ifindex)
-            .address(addr, 128)
-            .build();
-        self.handle
-            .address()
-            .del(message)
-            .execute()
-            .await
-            .map_err(|source| KernelError {
-                what: "address delete",
-                source,
-            })
-    }
-
-    /// The kernel's IPv6 neighbour entries.
-    pub async fn neighbours(&self) -> Result<Vec<Neighbour>, KernelError> {
-        let messages: Vec<NeighbourMessage> = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(AddressFamily::Inet6)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| KernelError {
-                what: "neighbour dump",
-                source,
-            })?;
-        Ok(messages
-            .iter()
-            .filter_map(Neighbour::from_message)
-            .collect())
+        Ok(Netlink { handle })
     }
 
     /// Interface names by index.
@@ -332,10 +142,7 @@ impl Kernel {
             .execute()
             .try_collect()
             .await
-            .map_err(|source| KernelError {
-                what: "link dump",
-                source,
-            })?;
+            .map_err(failed("link dump"))?;
         Ok(links
             .iter()
             .filter_map(|link| {
@@ -345,5 +152,140 @@ impl Kernel {
                 })
             })
             .collect())
+    }
+}
+
+impl Kernel for Netlink {
+    async fn routes(&self, table: u32, protocol: u8) -> Result<Vec<Route>, KernelError> {
+        let request = RouteMessageBuilder::<Ipv6Addr>::new().build();
+        let messages: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(request)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("route dump"))?;
+        Ok(messages
+            .iter()
+            .filter_map(route_from)
+            .filter(|r| r.table == table && r.protocol == protocol)
+            .collect())
+    }
+
+    async fn replace_route(&self, route: &Route) -> Result<(), KernelError> {
+        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(route.destination, route.prefix_len)
+            .table_id(route.table)
+            .protocol(RouteProtocol::from(route.protocol))
+            .kind(route.kind);
+        if let Some(oif) = route.oif {
+            builder = builder.output_interface(oif);
+        }
+        if let Some(metric) = route.metric {
+            builder = builder.priority(metric);
+        }
+        self.handle
+            .route()
+            .add(builder.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(failed("route add"))
+    }
+
+    async fn delete_route(&self, route: &Route) -> Result<(), KernelError> {
+        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(route.destination, route.prefix_len)
+            .table_id(route.table)
+            .protocol(RouteProtocol::from(route.protocol))
+            .kind(route.kind);
+        if let Some(oif) = route.oif {
+            builder = builder.output_interface(oif);
+        }
+        if let Some(metric) = route.metric {
+            builder = builder.priority(metric);
+        }
+        self.handle
+            .route()
+            .del(builder.build())
+            .execute()
+            .await
+            .map_err(failed("route delete"))
+    }
+
+    async fn neighbours(&self) -> Result<Vec<Neighbour>, KernelError> {
+        let messages: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet6)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("neighbour dump"))?;
+        Ok(messages.iter().filter_map(neighbour_from).collect())
+    }
+
+    async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError> {
+        let messages: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("address dump"))?;
+        Ok(messages
+            .iter()
+            .filter(|m| m.header.index == ifindex)
+            .flat_map(|m| {
+                m.attributes.iter().filter_map(|a| match a {
+                    AddressAttribute::Address(std::net::IpAddr::V6(a)) => Some(*a),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    async fn add_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let mut request = self
+            .handle
+            .address()
+            .add(ifindex, std::net::IpAddr::V6(addr), 128)
+            .replace();
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        request.execute().await.map_err(failed("address add"))
+    }
+
+    async fn del_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let message = AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(ifindex)
+            .address(addr, 128)
+            .build();
+        self.handle
+            .address()
+            .del(message)
+            .execute()
+            .await
+            .map_err(failed("address delete"))
+    }
+
+    fn interface_index(&self, name: &str) -> Option<u32> {
+        l3roamd_net::interface_index(name)
+    }
+
+    fn interface_name(&self, index: u32) -> Option<String> {
+        l3roamd_net::interface_name(index)
+    }
+
+    fn bridge_of(&self, name: &str) -> Option<String> {
+        std::fs::read_link(format!("/sys/class/net/{name}/master"))
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
     }
 }

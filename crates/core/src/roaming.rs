@@ -1,10 +1,20 @@
 //! Roaming: which clients this node serves, and what to do when one
 //! arrives, learns an address, is claimed by another node, or leaves.
 //!
-//! A plain state machine over MACs: events from clientmon (appeared,
-//! address learned, gone), client-db (record updated by an INFO, release,
-//! claim done) and ndproxy (neighbour found), and timer ticks, with `now`
-//! passed in; [`Action`]s out. The engine does the I/O.
+//! A plain state machine over MACs, and the one owner of "which clients
+//! this node serves": events from clientmon (appeared, address learned,
+//! gone, snapshot begun and done), client-db (record updated by an INFO,
+//! release, claim done, resynchronised), ndproxy (neighbour found), the
+//! host routes an earlier run left behind (adopted at start), and timer
+//! ticks, with `now` passed in; [`Action`]s out. The engine does the I/O
+//! and keeps no list of clients of its own.
+//!
+//! Resynchronisation: every watch stream starts with a snapshot. A client
+//! that clientmon's snapshot does not list (it left while core or clientmon
+//! was down, or was adopted from an earlier run's routes and is not here)
+//! is treated as gone: its routes are parked and go after the grace period,
+//! as for any departure. After client-db's snapshot, claims that may have
+//! been lost while it was away are made again.
 //!
 //! The order of a client's arrival matters: core claims it through client-db
 //! first and holds its node-client address only when the claim is done.
@@ -88,6 +98,22 @@ pub struct Client {
     pub addresses: BTreeSet<Ipv6Addr>,
     /// Whether the node-client address is held.
     pub holds_node_client_addr: bool,
+    /// Whether clientmon has listed it since its current snapshot began
+    /// (false for a client adopted from an earlier run's routes until
+    /// clientmon says it is here).
+    pub confirmed: bool,
+    /// Adopted from an earlier run's routes and not yet confirmed by
+    /// clientmon.
+    pub adopted: bool,
+}
+
+/// A released client's address still announced from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Handover {
+    /// Whose address it is.
+    mac: MacAddr,
+    /// When the handover ends.
+    until: Instant,
 }
 
 /// The roaming state of this node.
@@ -99,9 +125,12 @@ pub struct Roaming {
     max_clients: usize,
     handover: Duration,
     clients: HashMap<MacAddr, Client>,
-    /// Addresses of released clients still announced from here, with the
-    /// time their handover ends.
-    handovers: HashMap<Ipv6Addr, Instant>,
+    /// Addresses of released clients still announced from here.
+    handovers: HashMap<Ipv6Addr, Handover>,
+    /// The addresses client-db knows for clients not served here (at most
+    /// max_clients): a client that arrives gets its routes at once, before
+    /// the INFO of the node it comes from (which only adds to them).
+    records: HashMap<MacAddr, BTreeSet<Ipv6Addr>>,
     last_refresh: Option<Instant>,
 }
 
@@ -129,6 +158,7 @@ impl Roaming {
             handover,
             clients: HashMap::new(),
             handovers: HashMap::new(),
+            records: HashMap::new(),
             last_refresh: None,
         }
     }
@@ -141,6 +171,15 @@ impl Roaming {
     /// The clients served now.
     pub fn clients(&self) -> &HashMap<MacAddr, Client> {
         &self.clients
+    }
+
+    /// The client whose host route for `addr` points to its link here
+    /// (attached, not parked).
+    pub fn on_link(&self, addr: &Ipv6Addr) -> Option<MacAddr> {
+        self.clients
+            .iter()
+            .find(|(_, c)| !matches!(c.phase, Phase::Leaving { .. }) && c.addresses.contains(addr))
+            .map(|(mac, _)| *mac)
     }
 
     fn routable(&self, addr: &Ipv6Addr) -> bool {
@@ -160,6 +199,12 @@ impl Roaming {
         match self.clients.get_mut(&mac) {
             Some(client) => {
                 client.interface = interface;
+                // Adopted from an earlier run and now confirmed: claim it,
+                // in case another node took it over while core was down.
+                if client.adopted && !matches!(client.phase, Phase::Leaving { .. }) {
+                    client.adopted = false;
+                    actions.push(Action::Claim(mac));
+                }
                 // Back within the grace period, or a resync: serve it again,
                 // its parked routes back on its link.
                 if matches!(client.phase, Phase::Leaving { .. }) {
@@ -187,12 +232,106 @@ impl Roaming {
                         interface,
                         addresses: BTreeSet::new(),
                         holds_node_client_addr: false,
+                        confirmed: true,
+                        adopted: false,
                     },
                 );
                 actions.push(Action::Claim(mac));
+                // What is known of it already: the addresses it had when it
+                // left here (their handover may still run) and client-db's
+                // record. Routes for them now, not after the INFO.
+                let handed_over: Vec<Ipv6Addr> = self
+                    .handovers
+                    .iter()
+                    .filter(|(_, h)| h.mac == mac)
+                    .map(|(addr, _)| *addr)
+                    .collect();
+                let recorded: Vec<Ipv6Addr> = self
+                    .records
+                    .remove(&mac)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                actions.extend(self.learn(mac, &handed_over, true));
+                actions.extend(self.learn(mac, &recorded, false));
             }
         }
+        if let Some(client) = self.clients.get_mut(&mac) {
+            client.confirmed = true;
+        }
         actions.extend(self.learn(mac, addresses, true));
+        actions
+    }
+
+    /// At start: the host routes an earlier run left for `mac` via
+    /// `interface`, whose neighbour entry the kernel still has. The client
+    /// is served again (routes and node-client address asserted), but only
+    /// until clientmon's snapshot says whether it is here: if it is not,
+    /// it is gone like any client that left.
+    pub fn adopt(
+        &mut self,
+        mac: MacAddr,
+        interface: String,
+        addresses: &[Ipv6Addr],
+    ) -> Vec<Action> {
+        if self.clients.contains_key(&mac) || self.clients.len() >= self.max_clients {
+            return Vec::new();
+        }
+        self.clients.insert(
+            mac,
+            Client {
+                phase: Phase::Serving,
+                interface,
+                addresses: BTreeSet::new(),
+                holds_node_client_addr: true,
+                confirmed: false,
+                adopted: true,
+            },
+        );
+        let mut actions = vec![Action::HoldNodeClientAddr(mac)];
+        actions.extend(self.learn(mac, addresses, false));
+        actions
+    }
+
+    /// clientmon's watch (re)started: a snapshot of every attached client
+    /// follows.
+    pub fn presence_snapshot_started(&mut self) {
+        for client in self.clients.values_mut() {
+            client.confirmed = false;
+        }
+    }
+
+    /// clientmon's snapshot is complete: a client it did not list is not
+    /// here (it left while nobody watched); it goes as any departed client.
+    pub fn presence_snapshot_done(&mut self, now: Instant) -> Vec<Action> {
+        let missing: Vec<MacAddr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.confirmed)
+            .map(|(mac, _)| *mac)
+            .collect();
+        let mut actions = Vec::new();
+        for mac in missing {
+            actions.extend(self.gone(mac, now));
+        }
+        actions
+    }
+
+    /// client-db's watch (re)started and its snapshot is complete: requests
+    /// made while it was away were lost. Claim again what is not claimed
+    /// yet, and tell it the addresses of every client served.
+    pub fn db_resynced(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (mac, client) in &self.clients {
+            match client.phase {
+                Phase::Claiming => actions.push(Action::Claim(*mac)),
+                Phase::Serving if !client.addresses.is_empty() => actions.push(Action::Update(
+                    *mac,
+                    client.addresses.iter().copied().collect(),
+                )),
+                _ => {}
+            }
+        }
         actions
     }
 
@@ -219,8 +358,25 @@ impl Roaming {
     /// client-db: the record of `mac` now lists `addresses` (an INFO from
     /// the node that served it before, or our own update echoed back).
     pub fn record_updated(&mut self, mac: MacAddr, addresses: &[Ipv6Addr]) -> Vec<Action> {
+        if !self.clients.contains_key(&mac) {
+            self.remember(mac, addresses.iter().copied());
+            return Vec::new();
+        }
         // Addresses from the record are not news to client-db.
         self.learn(mac, addresses, false)
+    }
+
+    /// Keeps the routable addresses of a client not served here.
+    fn remember(&mut self, mac: MacAddr, addresses: impl IntoIterator<Item = Ipv6Addr>) {
+        let routable: BTreeSet<Ipv6Addr> =
+            addresses.into_iter().filter(|a| self.routable(a)).collect();
+        if routable.is_empty() {
+            return;
+        }
+        if !self.records.contains_key(&mac) && self.records.len() >= self.max_clients {
+            return;
+        }
+        self.records.entry(mac).or_default().extend(routable);
     }
 
     /// client-db: our claim for `mac` ended (answered or not): hold the
@@ -264,7 +420,13 @@ impl Roaming {
             if self.handover.is_zero() || self.handovers.len() >= self.max_clients {
                 actions.push(Action::RemoveRoute(*addr));
             } else {
-                self.handovers.insert(*addr, now + self.handover);
+                self.handovers.insert(
+                    *addr,
+                    Handover {
+                        mac,
+                        until: now + self.handover,
+                    },
+                );
                 actions.push(Action::HandOver(*addr));
             }
             actions.push(Action::ForwardTo { addr: *addr, node });
@@ -272,6 +434,7 @@ impl Roaming {
         if client.holds_node_client_addr {
             actions.push(Action::ReleaseNodeClientAddr(mac));
         }
+        self.remember(mac, client.addresses);
         actions
     }
 
@@ -324,7 +487,7 @@ impl Roaming {
         let ended: Vec<Ipv6Addr> = self
             .handovers
             .iter()
-            .filter(|(_, end)| now >= **end)
+            .filter(|(_, h)| now >= h.until)
             .map(|(addr, _)| *addr)
             .collect();
         for addr in ended {
@@ -358,6 +521,7 @@ impl Roaming {
                 actions.push(Action::ReleaseNodeClientAddr(mac));
             }
             actions.push(Action::Forget(mac));
+            self.remember(mac, client.addresses);
         }
         actions
     }
@@ -387,9 +551,9 @@ impl Roaming {
                     mac,
                 });
                 // Back before its handover ended: served from here again.
-                if self.handovers.remove(&addr).is_some() {
-                    actions.push(Action::EndHandOver(addr));
-                }
+                // The install replaced the handover route in one step (same
+                // destination, table and metric): nothing else to remove.
+                self.handovers.remove(&addr);
             }
         }
         if tell_db && !new.is_empty() {
@@ -541,17 +705,106 @@ mod tests {
         r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
         r.claim_done(mac());
         r.released(mac(), a(OTHER), t0);
+        // The routes come back from what this node handed over, before
+        // clientmon or the INFO name an address; the install replaces the
+        // handover route, so there is nothing to end.
         assert_eq!(
-            r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]),
+            r.appeared(mac(), "br-client".into(), &[]),
             vec![
                 Action::Claim(mac()),
                 install("fddd:1::100"),
-                Action::EndHandOver(a("fddd:1::100")),
                 Action::Update(mac(), vec![a("fddd:1::100")]),
             ]
         );
         assert_eq!(r.handovers(), 0);
         assert!(r.tick(t0 + HANDOVER).is_empty());
+        assert_eq!(r.on_link(&a("fddd:1::100")), Some(mac()));
+    }
+
+    #[test]
+    fn a_client_known_from_its_record_gets_its_routes_on_arrival() {
+        let mut r = roaming();
+        // client-db's snapshot or an INFO relayed elsewhere: not served here.
+        assert!(r
+            .record_updated(mac(), &[a("fddd:1::100"), a("2001:db8::1")])
+            .is_empty());
+        assert_eq!(
+            r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]),
+            vec![Action::Claim(mac()), install("fddd:1::100")],
+            "routes at once, nothing new for client-db"
+        );
+    }
+
+    #[test]
+    fn adopted_clients_wait_for_clientmon_and_go_if_it_does_not_list_them() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        let other: MacAddr = "02:00:00:00:02:00".parse().unwrap();
+        assert_eq!(
+            r.adopt(mac(), "br-client".into(), &[a("fddd:1::100")]),
+            vec![Action::HoldNodeClientAddr(mac()), install("fddd:1::100")]
+        );
+        r.adopt(other, "br-client".into(), &[a("fddd:1::200")]);
+        assert!(r.adopt(other, "br-client".into(), &[]).is_empty(), "once");
+        r.presence_snapshot_started();
+        // clientmon lists the first: it is claimed (another node may have
+        // taken it over while core was down); the second is not listed.
+        assert_eq!(
+            r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]),
+            vec![Action::Claim(mac())]
+        );
+        assert_eq!(
+            r.presence_snapshot_done(t0),
+            vec![Action::Park(a("fddd:1::200"))]
+        );
+        let actions = r.tick(t0 + Duration::from_secs(5));
+        assert_eq!(
+            actions,
+            vec![
+                Action::RemoveRoute(a("fddd:1::200")),
+                Action::ReleaseNodeClientAddr(other),
+                Action::Forget(other),
+            ]
+        );
+        assert_eq!(r.clients().len(), 1);
+        // A later resync of clientmon claims nobody again.
+        r.presence_snapshot_started();
+        assert!(r
+            .appeared(mac(), "br-client".into(), &[a("fddd:1::100")])
+            .is_empty());
+        assert!(r.presence_snapshot_done(t0).is_empty());
+    }
+
+    #[test]
+    fn a_client_missing_from_a_presence_snapshot_is_gone() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        r.presence_snapshot_started();
+        assert_eq!(
+            r.presence_snapshot_done(t0),
+            vec![Action::Park(a("fddd:1::100"))]
+        );
+        assert_eq!(r.on_link(&a("fddd:1::100")), None);
+    }
+
+    #[test]
+    fn client_db_resync_claims_again_what_was_not_claimed() {
+        let mut r = roaming();
+        let other: MacAddr = "02:00:00:00:02:00".parse().unwrap();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.appeared(other, "br-client".into(), &[a("fddd:1::200")]);
+        r.claim_done(other);
+        let mut actions = r.db_resynced();
+        actions.sort_by_key(|a| format!("{a:?}"));
+        assert_eq!(
+            actions,
+            vec![
+                Action::Claim(mac()),
+                Action::Update(other, vec![a("fddd:1::200")]),
+            ]
+        );
     }
 
     #[test]
@@ -612,14 +865,16 @@ mod tests {
         r.released(mac(), a(OTHER), Instant::now());
         assert!(r.clients().is_empty());
         let actions = r.appeared(mac(), "br-client".into(), &[]);
-        assert_eq!(actions, vec![Action::Claim(mac())]);
         assert_eq!(
-            r.record_updated(mac(), &[a("fddd:1::100")]),
+            actions,
             vec![
+                Action::Claim(mac()),
                 install("fddd:1::100"),
-                Action::EndHandOver(a("fddd:1::100"))
+                Action::Update(mac(), vec![a("fddd:1::100")]),
             ]
         );
+        assert!(r.record_updated(mac(), &[a("fddd:1::100")]).is_empty());
+        assert_eq!(r.handovers(), 0);
     }
 
     #[test]

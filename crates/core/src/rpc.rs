@@ -6,8 +6,9 @@ use l3roamd_daemon::MeshConfig;
 use l3roamd_rpc::pb;
 use tonic::{Request, Response, Status};
 
-use crate::engine::SharedStatus;
-use crate::netlink::Kernel;
+use crate::engine::Handle;
+use crate::kernel::Kernel;
+use crate::netlink::Netlink;
 use crate::peers::Peers;
 use crate::CoreConfig;
 
@@ -17,8 +18,8 @@ pub struct CoreService {
     mesh: MeshConfig,
     config: CoreConfig,
     peers: Peers,
-    kernel: Kernel,
-    status: SharedStatus,
+    kernel: Netlink,
+    engine: Handle,
     started: Instant,
 }
 
@@ -28,8 +29,8 @@ impl CoreService {
         mesh: MeshConfig,
         config: CoreConfig,
         peers: Peers,
-        kernel: Kernel,
-        status: SharedStatus,
+        kernel: Netlink,
+        engine: Handle,
         started: Instant,
     ) -> Self {
         CoreService {
@@ -37,7 +38,7 @@ impl CoreService {
             config,
             peers,
             kernel,
-            status,
+            engine,
             started,
         }
     }
@@ -61,21 +62,20 @@ impl pb::core_server::Core for CoreService {
                 last_error: p.last_error,
             })
             .collect();
-        let (tun_device, counters) = self
-            .status
-            .lock()
-            .map(|s| {
-                let counters = s
-                    .counters
-                    .iter()
-                    .map(|(name, value)| pb::Counter {
-                        name: (*name).to_string(),
-                        value: *value,
-                    })
-                    .collect();
-                (s.tun_device.clone(), counters)
+        let status = self
+            .engine
+            .status()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let counters = status
+            .counters
+            .iter()
+            .map(|(name, value)| pb::Counter {
+                name: (*name).to_string(),
+                value: *value,
             })
-            .unwrap_or_default();
+            .collect();
+        let tun_device = status.tun_device;
         Ok(Response::new(pb::CoreStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_address: Some(self.mesh.node_address.into()),
@@ -129,46 +129,37 @@ impl pb::core_server::Core for CoreService {
         request: Request<pb::LookupClientRequest>,
     ) -> Result<Response<pb::LookupClientResponse>, Status> {
         use pb::lookup_client_request::Key;
-        let clients = self
-            .status
-            .lock()
-            .map(|s| s.local_clients.clone())
-            .unwrap_or_default();
-        let matches: Vec<(std::net::Ipv6Addr, Option<l3roamd_types::MacAddr>)> = match &request
-            .get_ref()
-            .key
-        {
+        let status = self
+            .engine
+            .status()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let client = match &request.get_ref().key {
             Some(Key::Mac(mac)) => {
                 let mac = l3roamd_rpc::convert::mac("mac", Some(mac))?;
-                clients
-                    .iter()
-                    .filter(|(_, c)| c.mac == Some(mac))
-                    .map(|(a, c)| (*a, c.mac))
-                    .collect()
+                status.clients.into_iter().find(|c| c.mac == mac)
             }
             Some(Key::Address(addr)) => {
                 let addr = l3roamd_rpc::convert::ip6("address", Some(addr))?;
-                let Some(client) = clients.get(&addr) else {
+                let client = status
+                    .clients
+                    .into_iter()
+                    .find(|c| c.addresses.contains(&addr));
+                if client.is_none() {
                     return Err(Status::not_found(format!(
                         "{addr} is not a client of this node"
                     )));
-                };
-                clients
-                    .iter()
-                    .filter(|(a, c)| **a == addr || (client.mac.is_some() && c.mac == client.mac))
-                    .map(|(a, c)| (*a, c.mac))
-                    .collect()
+                }
+                client
             }
             None => return Err(Status::invalid_argument("give mac or address")),
         };
-        let Some(mac) = matches.first().map(|(_, mac)| *mac) else {
+        let Some(client) = client else {
             return Err(Status::not_found("no such client on this node"));
         };
-        let mut addresses: Vec<_> = matches.iter().map(|(a, _)| *a).collect();
-        addresses.sort();
         Ok(Response::new(pb::LookupClientResponse {
-            mac: mac.map(Into::into),
-            addresses: addresses.into_iter().map(Into::into).collect(),
+            mac: Some(client.mac.into()),
+            addresses: client.addresses.into_iter().map(Into::into).collect(),
             local: true,
         }))
     }
