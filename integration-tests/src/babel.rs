@@ -104,7 +104,11 @@ impl BabelConfig {
         );
         line("# handovers: a released client's routes into the TUN device, announced with a");
         line("# high metric until the new node's announcement has spread");
-        for prefix in &self.client_prefixes {
+        for prefix in self
+            .client_prefixes
+            .iter()
+            .chain(std::iter::once(&self.node_client_prefix))
+        {
             line(&format!(
                 "redistribute ip {prefix} eq 128 proto {} metric {HANDOVER_METRIC}",
                 self.handover_protocol
@@ -115,10 +119,21 @@ impl BabelConfig {
             line(&format!("redistribute ip {prefix} deny"));
         }
         line("# node-client addresses and node addresses, as routes or as local addresses");
-        for prefix in [&self.node_client_prefix, &self.node_address_prefix] {
-            line(&format!("redistribute ip {prefix} eq 128 allow"));
-            line(&format!("redistribute local ip {prefix} eq 128 allow"));
-        }
+        // Node-client addresses as core's routes only (as in
+        // deploy/babeld/l3roamd.conf): announcing the address on lo as well
+        // would give babeld two sources for one prefix.
+        line(&format!(
+            "redistribute ip {} eq 128 allow",
+            self.node_client_prefix
+        ));
+        line(&format!(
+            "redistribute ip {} eq 128 allow",
+            self.node_address_prefix
+        ));
+        line(&format!(
+            "redistribute local ip {} eq 128 allow",
+            self.node_address_prefix
+        ));
         if let BabelRole::Gateway { internet } = &self.role {
             line("# the gateway's internet address");
             line(&format!("redistribute ip {internet}/128 allow"));
@@ -270,6 +285,16 @@ mod tests {
             .find("redistribute ip fddd:1::/64 eq 128 proto 159 metric 4096\n")
             .expect("handover");
         assert!(handover < allow);
+        let nca_handover = text
+            .find("redistribute ip fec0::/64 eq 128 proto 159 metric 4096\n")
+            .expect("node-client handover");
+        assert!(
+            nca_handover
+                < text
+                    .find("redistribute ip fec0::/64 eq 128 allow")
+                    .expect("nca")
+        );
+        assert!(!text.contains("redistribute local ip fec0::/64"));
         assert!(text.contains("default type wired hello-interval 1\n"));
         assert!(text.contains("\nsmoothing-half-life 0\n"));
         assert!(text.contains("interface m-gw\ninterface m-n2\n"));

@@ -211,13 +211,14 @@ impl<P: Platform> Engine<P> {
             .interface_index("lo")
             .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
         let held = HeldPackets::new(config.limits(), mesh.client_prefixes.clone());
-        let roaming = Roaming::new(
-            mesh.node_address,
-            mesh.client_prefixes.clone(),
-            Duration::from_millis(config.gone_grace_ms),
-            config.max_clients,
-            Duration::from_millis(config.handover_ms),
-        );
+        let roaming = Roaming::new(roaming::Settings {
+            node_address: mesh.node_address,
+            client_prefixes: mesh.client_prefixes.clone(),
+            node_client_prefix: mesh.node_client_prefix,
+            grace: Duration::from_millis(config.gone_grace_ms),
+            max_clients: config.max_clients,
+            handover: Duration::from_millis(config.handover_ms),
+        });
         Ok(Engine {
             mesh,
             config,
@@ -345,7 +346,9 @@ impl<P: Platform> Engine<P> {
             return;
         }
         if route.protocol != self.config.route_protocol {
-            let (actions, duplicate) = self.roaming.foreign_route(route.destination);
+            let (actions, duplicate) = self
+                .roaming
+                .foreign_route(route.destination, Instant::now());
             if let Some(mac) = duplicate {
                 self.counters.duplicate_routes += 1;
                 tracing::warn!(client = %route.destination, %mac, protocol = route.protocol,
@@ -588,11 +591,6 @@ impl<P: Platform> Engine<P> {
                 R::HoldNodeClientAddr(mac) => self.hold_node_client_addr(mac).await,
                 R::ReleaseNodeClientAddr(mac) => {
                     let addr = node_client_addr(&self.mesh.node_client_prefix, &mac);
-                    let route =
-                        self.host_route(addr, self.config.route_protocol, Some(self.lo_index));
-                    if let Err(e) = self.kernel.delete_route(&route).await {
-                        tracing::debug!(%addr, error = %e, "node-client route already gone");
-                    }
                     if let Err(e) = self.kernel.del_address(addr, self.lo_index).await {
                         tracing::debug!(%addr, error = %e, "node-client address already gone");
                     }
@@ -1182,12 +1180,17 @@ mod tests {
         lab.engine.presence(PresenceEvent::SnapshotStart, t0).await;
         lab.engine.presence(PresenceEvent::SnapshotDone, t0).await;
         assert_eq!(lab.host_routes(CLIENT), vec![(158, "l3roam0".into())]);
-        lab.engine.tick(t0 + Duration::from_secs(5)).await;
-        assert!(lab.host_routes(CLIENT).is_empty());
+        // After the grace period: handed over (our last announcement has
+        // the handover metric), then removed.
+        let grace_over = t0 + Duration::from_secs(5);
+        lab.engine.tick(grace_over).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(159, "l3roam0".into())]);
         assert!(lab.kernel().addresses.is_empty());
-        assert!(lab.kernel().host_routes(node_client_address()).is_empty());
         assert_eq!(lab.db_commands(), vec![DbCommand::Forget(mac())]);
         assert!(lab.engine.status().clients.is_empty());
+        lab.engine.tick(grace_over + Duration::from_secs(5)).await;
+        assert!(lab.host_routes(CLIENT).is_empty());
+        assert!(lab.kernel().host_routes(node_client_address()).is_empty());
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -1310,7 +1313,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_route_from_another_node_for_a_departed_client_replaces_ours() {
+    async fn a_route_from_another_node_for_a_departed_client_ends_ours_by_a_handover() {
         let mut lab = started(|_| {}).await;
         let t0 = Instant::now();
         lab.serve(t0).await;
@@ -1325,7 +1328,7 @@ mod tests {
             kind: RouteType::Unicast,
         };
         lab.engine.route_change(RouteChange::Added(babel)).await;
-        assert!(lab.host_routes(CLIENT).is_empty());
+        assert_eq!(lab.host_routes(CLIENT), vec![(159, "l3roam0".into())]);
     }
 
     #[tokio::test(flavor = "current_thread")]

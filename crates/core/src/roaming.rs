@@ -25,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use l3roamd_types::{Ipv6Prefix, MacAddr};
+use l3roamd_types::{node_client_addr, Ipv6Prefix, MacAddr};
 
 /// What the engine must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,8 @@ pub enum Action {
     Update(MacAddr, Vec<Ipv6Addr>),
     /// Tell client-db this node no longer serves the client.
     Forget(MacAddr),
-    /// Install the host route `addr/128` via the client interface.
+    /// Install the host route `addr/128` via the client interface, replacing
+    /// (in one step) a parked or handed-over route of the address.
     InstallRoute {
         /// The client's address.
         addr: Ipv6Addr,
@@ -45,21 +46,24 @@ pub enum Action {
         /// The client's MAC.
         mac: MacAddr,
     },
-    /// Remove the host route for `addr`.
+    /// Remove core's route for `addr` at once (only without a handover time).
     RemoveRoute(Ipv6Addr),
     /// Hold the client's node-client address (it is served here).
     HoldNodeClientAddr(MacAddr),
-    /// Let go of the client's node-client address.
+    /// Remove the client's node-client address from this node (its route
+    /// is handed over or removed by the action before).
     ReleaseNodeClientAddr(MacAddr),
     /// The client left (clientmon): route `addr` into the TUN device, where
     /// its packets are held and sought instead of being sent on a link the
     /// client is no longer on; the new node's claim, or the client coming
     /// back, lets them go on.
     Park(Ipv6Addr),
-    /// Hand the host route for `addr` over: route it into the TUN device
-    /// (babeld announces that route with a high metric, so the mesh keeps a
-    /// route here while the new node's announcement spreads), then remove
-    /// the route via the client interface.
+    /// Hand the route for `addr` over (a client address or a node-client
+    /// address this node stops serving): replace core's route for it, in
+    /// one step, by one into the TUN device of the handover protocol, which
+    /// babeld announces with a high metric, so the mesh keeps a route here
+    /// while the new node's announcement spreads and nobody keeps our
+    /// metric-0 announcement.
     HandOver(Ipv6Addr),
     /// The handover of `addr` is over: remove its route into the TUN device.
     EndHandOver(Ipv6Addr),
@@ -116,16 +120,37 @@ struct Handover {
     until: Instant,
 }
 
+/// What the roaming state is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's address.
+    pub node_address: Ipv6Addr,
+    /// The client prefixes: only addresses inside get host routes.
+    pub client_prefixes: Vec<Ipv6Prefix>,
+    /// The prefix of node-client addresses.
+    pub node_client_prefix: Ipv6Prefix,
+    /// How long a departed client keeps its (parked) routes here.
+    pub grace: Duration,
+    /// Clients served at once (and handovers, and remembered records).
+    pub max_clients: usize,
+    /// How long an address this node stops serving stays announced from
+    /// here with the handover metric (zero: withdrawn at once).
+    pub handover: Duration,
+}
+
 /// The roaming state of this node.
 #[derive(Debug)]
 pub struct Roaming {
     node_address: Ipv6Addr,
     prefixes: Vec<Ipv6Prefix>,
+    node_client_prefix: Ipv6Prefix,
     grace: Duration,
     max_clients: usize,
     handover: Duration,
     clients: HashMap<MacAddr, Client>,
-    /// Addresses of released clients still announced from here.
+    /// Addresses (client addresses and node-client addresses) this node
+    /// no longer serves, still announced from here with the handover
+    /// metric.
     handovers: HashMap<Ipv6Addr, Handover>,
     /// The addresses client-db knows for clients not served here (at most
     /// max_clients): a client that arrives gets its routes at once, before
@@ -140,22 +165,15 @@ pub struct Roaming {
 pub const REFRESH: Duration = Duration::from_secs(300);
 
 impl Roaming {
-    /// A node with no clients. `handover` is how long the host routes of a
-    /// client claimed by another node stay announced from here (zero: they
-    /// are withdrawn at once).
-    pub fn new(
-        node_address: Ipv6Addr,
-        prefixes: Vec<Ipv6Prefix>,
-        grace: Duration,
-        max_clients: usize,
-        handover: Duration,
-    ) -> Roaming {
+    /// A node with no clients.
+    pub fn new(settings: Settings) -> Roaming {
         Roaming {
-            node_address,
-            prefixes,
-            grace,
-            max_clients,
-            handover,
+            node_address: settings.node_address,
+            prefixes: settings.client_prefixes,
+            node_client_prefix: settings.node_client_prefix,
+            grace: settings.grace,
+            max_clients: settings.max_clients,
+            handover: settings.handover,
             clients: HashMap::new(),
             handovers: HashMap::new(),
             records: HashMap::new(),
@@ -392,6 +410,9 @@ impl Roaming {
             return Vec::new();
         }
         client.holds_node_client_addr = true;
+        // Its route replaces a handover route of the address in one step.
+        self.handovers
+            .remove(&node_client_addr(&self.node_client_prefix, &mac));
         vec![Action::HoldNodeClientAddr(mac)]
     }
 
@@ -417,22 +438,11 @@ impl Roaming {
         };
         let mut actions: Vec<Action> = Vec::new();
         for addr in &client.addresses {
-            if self.handover.is_zero() || self.handovers.len() >= self.max_clients {
-                actions.push(Action::RemoveRoute(*addr));
-            } else {
-                self.handovers.insert(
-                    *addr,
-                    Handover {
-                        mac,
-                        until: now + self.handover,
-                    },
-                );
-                actions.push(Action::HandOver(*addr));
-            }
+            actions.push(self.withdraw(mac, *addr, now));
             actions.push(Action::ForwardTo { addr: *addr, node });
         }
         if client.holds_node_client_addr {
-            actions.push(Action::ReleaseNodeClientAddr(mac));
+            actions.extend(self.release_node_client_addr(mac, now));
         }
         self.remember(mac, client.addresses);
         actions
@@ -456,7 +466,11 @@ impl Roaming {
     /// A route for `addr` from another node appeared (babel): if we still
     /// announce it for a client that has left, ours goes; if the client is
     /// here, both announce it and we keep ours.
-    pub fn foreign_route(&mut self, addr: Ipv6Addr) -> (Vec<Action>, Option<MacAddr>) {
+    pub fn foreign_route(
+        &mut self,
+        addr: Ipv6Addr,
+        now: Instant,
+    ) -> (Vec<Action>, Option<MacAddr>) {
         let Some((mac, client)) = self
             .clients
             .iter_mut()
@@ -464,11 +478,12 @@ impl Roaming {
         else {
             return (Vec::new(), None);
         };
+        let mac = *mac;
         if matches!(client.phase, Phase::Leaving { .. }) {
             client.addresses.remove(&addr);
-            return (vec![Action::RemoveRoute(addr)], None);
+            return (vec![self.withdraw(mac, addr, now)], None);
         }
-        (Vec::new(), Some(*mac))
+        (Vec::new(), Some(mac))
     }
 
     /// Timers: clients whose grace period is over lose their routes and
@@ -484,12 +499,13 @@ impl Roaming {
             .map(|(mac, _)| *mac)
             .collect();
         let mut actions = Vec::new();
-        let ended: Vec<Ipv6Addr> = self
+        let mut ended: Vec<Ipv6Addr> = self
             .handovers
             .iter()
             .filter(|(_, h)| now >= h.until)
             .map(|(addr, _)| *addr)
             .collect();
+        ended.sort();
         for addr in ended {
             self.handovers.remove(&addr);
             actions.push(Action::EndHandOver(addr));
@@ -516,14 +532,53 @@ impl Roaming {
             let Some(client) = self.clients.remove(&mac) else {
                 continue;
             };
-            actions.extend(client.addresses.iter().map(|a| Action::RemoveRoute(*a)));
+            for addr in &client.addresses {
+                actions.push(self.withdraw(mac, *addr, now));
+            }
             if client.holds_node_client_addr {
-                actions.push(Action::ReleaseNodeClientAddr(mac));
+                actions.extend(self.release_node_client_addr(mac, now));
             }
             actions.push(Action::Forget(mac));
             self.remember(mac, client.addresses);
         }
         actions
+    }
+
+    /// Stops announcing `addr` from here. Never by removing the route at
+    /// once: its route is handed over (announced with the handover metric)
+    /// and removed when the handover ends. A withdrawn route is not always
+    /// retracted: babeld sends nothing on an interface whose neighbour it
+    /// now routes the prefix through (split horizon), so that neighbour
+    /// keeps our last announcement until it expires (3.5 update intervals,
+    /// 14 s at hello 1 s); if that announcement had metric 0, it ties with
+    /// the new node's and may stay selected, a loop (docs/design-notes.md,
+    /// "A client comes back"). After a handover our last word is the
+    /// handover metric, which nobody prefers.
+    fn withdraw(&mut self, mac: MacAddr, addr: Ipv6Addr, now: Instant) -> Action {
+        if self.handover.is_zero()
+            || (!self.handovers.contains_key(&addr) && self.handovers.len() >= 2 * self.max_clients)
+        {
+            self.handovers.remove(&addr);
+            return Action::RemoveRoute(addr);
+        }
+        self.handovers.insert(
+            addr,
+            Handover {
+                mac,
+                until: now + self.handover,
+            },
+        );
+        Action::HandOver(addr)
+    }
+
+    /// Lets go of the node-client address of `mac`: its route is handed
+    /// over like a client address, then the address itself goes.
+    fn release_node_client_addr(&mut self, mac: MacAddr, now: Instant) -> Vec<Action> {
+        let addr = node_client_addr(&self.node_client_prefix, &mac);
+        vec![
+            self.withdraw(mac, addr, now),
+            Action::ReleaseNodeClientAddr(mac),
+        ]
     }
 
     /// Adds routable addresses to a served client; `tell_db` when client-db
@@ -580,14 +635,23 @@ mod tests {
 
     const HANDOVER: Duration = Duration::from_secs(3);
 
+    fn settings(max_clients: usize, handover: Duration) -> Settings {
+        Settings {
+            node_address: a(NODE),
+            client_prefixes: vec!["fddd:1::/64".parse().unwrap()],
+            node_client_prefix: "fec0::/64".parse().unwrap(),
+            grace: Duration::from_secs(5),
+            max_clients,
+            handover,
+        }
+    }
+
+    fn nca() -> Ipv6Addr {
+        node_client_addr(&"fec0::/64".parse().unwrap(), &mac())
+    }
+
     fn roaming() -> Roaming {
-        Roaming::new(
-            a(NODE),
-            vec!["fddd:1::/64".parse().unwrap()],
-            Duration::from_secs(5),
-            16,
-            HANDOVER,
-        )
+        Roaming::new(settings(16, HANDOVER))
     }
 
     fn install(addr: &str) -> Action {
@@ -636,18 +700,22 @@ mod tests {
                     addr: a("fddd:1::100"),
                     node: a(OTHER)
                 },
+                Action::HandOver(nca()),
                 Action::ReleaseNodeClientAddr(mac()),
             ]
         );
         assert!(r.clients().is_empty());
-        assert_eq!(r.handovers(), 1);
+        assert_eq!(r.handovers(), 2);
         // A release naming ourselves, or for an unknown client, does nothing.
         assert!(r.released(mac(), a(OTHER), t0).is_empty());
         // The handover ends after its time, once.
         assert!(r.tick(t0 + HANDOVER / 2).is_empty());
         assert_eq!(
             r.tick(t0 + HANDOVER),
-            vec![Action::EndHandOver(a("fddd:1::100"))]
+            vec![
+                Action::EndHandOver(a("fddd:1::100")),
+                Action::EndHandOver(nca())
+            ]
         );
         assert!(r.tick(t0 + HANDOVER * 2).is_empty());
         assert_eq!(r.handovers(), 0);
@@ -685,13 +753,7 @@ mod tests {
 
     #[test]
     fn without_a_handover_time_the_routes_go_at_once() {
-        let mut r = Roaming::new(
-            a(NODE),
-            vec!["fddd:1::/64".parse().unwrap()],
-            Duration::from_secs(5),
-            16,
-            Duration::ZERO,
-        );
+        let mut r = Roaming::new(settings(16, Duration::ZERO));
         r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
         let actions = r.released(mac(), a(OTHER), Instant::now());
         assert_eq!(actions[0], Action::RemoveRoute(a("fddd:1::100")));
@@ -716,6 +778,9 @@ mod tests {
                 Action::Update(mac(), vec![a("fddd:1::100")]),
             ]
         );
+        // The node-client address is handed over until the claim is done.
+        assert_eq!(r.handovers(), 1);
+        assert_eq!(r.claim_done(mac()), vec![Action::HoldNodeClientAddr(mac())]);
         assert_eq!(r.handovers(), 0);
         assert!(r.tick(t0 + HANDOVER).is_empty());
         assert_eq!(r.on_link(&a("fddd:1::100")), Some(mac()));
@@ -758,10 +823,12 @@ mod tests {
             vec![Action::Park(a("fddd:1::200"))]
         );
         let actions = r.tick(t0 + Duration::from_secs(5));
+        let other_nca = node_client_addr(&"fec0::/64".parse().unwrap(), &other);
         assert_eq!(
             actions,
             vec![
-                Action::RemoveRoute(a("fddd:1::200")),
+                Action::HandOver(a("fddd:1::200")),
+                Action::HandOver(other_nca),
                 Action::ReleaseNodeClientAddr(other),
                 Action::Forget(other),
             ]
@@ -816,13 +883,22 @@ mod tests {
         assert_eq!(r.gone(mac(), t0), vec![Action::Park(a("fddd:1::100"))]);
         assert!(r.gone(mac(), t0).is_empty(), "parked once");
         assert!(r.tick(t0 + Duration::from_secs(1)).is_empty());
+        // Never withdrawn at once: handed over, removed when that ends.
         let actions = r.tick(t0 + Duration::from_secs(5));
         assert_eq!(
             actions,
             vec![
-                Action::RemoveRoute(a("fddd:1::100")),
+                Action::HandOver(a("fddd:1::100")),
+                Action::HandOver(nca()),
                 Action::ReleaseNodeClientAddr(mac()),
                 Action::Forget(mac()),
+            ]
+        );
+        assert_eq!(
+            r.tick(t0 + Duration::from_secs(5) + HANDOVER),
+            vec![
+                Action::EndHandOver(a("fddd:1::100")),
+                Action::EndHandOver(nca())
             ]
         );
     }
@@ -874,6 +950,7 @@ mod tests {
             ]
         );
         assert!(r.record_updated(mac(), &[a("fddd:1::100")]).is_empty());
+        r.claim_done(mac());
         assert_eq!(r.handovers(), 0);
     }
 
@@ -883,25 +960,19 @@ mod tests {
         let t0 = Instant::now();
         r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
         // Client here: keep ours, report.
-        assert_eq!(r.foreign_route(a("fddd:1::100")), (vec![], Some(mac())));
+        assert_eq!(r.foreign_route(a("fddd:1::100"), t0), (vec![], Some(mac())));
         // Client gone: ours goes.
         r.gone(mac(), t0);
         assert_eq!(
-            r.foreign_route(a("fddd:1::100")),
-            (vec![Action::RemoveRoute(a("fddd:1::100"))], None)
+            r.foreign_route(a("fddd:1::100"), t0),
+            (vec![Action::HandOver(a("fddd:1::100"))], None)
         );
-        assert_eq!(r.foreign_route(a("fddd:1::999")), (vec![], None));
+        assert_eq!(r.foreign_route(a("fddd:1::999"), t0), (vec![], None));
     }
 
     #[test]
     fn bounded_and_ignores_unroutable_addresses() {
-        let mut r = Roaming::new(
-            a(NODE),
-            vec!["fddd:1::/64".parse().unwrap()],
-            Duration::from_secs(5),
-            1,
-            HANDOVER,
-        );
+        let mut r = Roaming::new(settings(1, HANDOVER));
         r.appeared(mac(), "br-client".into(), &[a("2001:db8::1"), a("fec0::1")]);
         assert!(r.clients()[&mac()].addresses.is_empty());
         let other: MacAddr = "02:00:00:00:02:00".parse().unwrap();

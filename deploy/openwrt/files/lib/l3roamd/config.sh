@@ -546,7 +546,7 @@ l3roamd_render_babeld() {
 	if [ -n "$_l3r_table" ] && [ "$_l3r_table" != 254 ]; then
 		echo "import-table $_l3r_table"
 	fi
-	for _l3r_p in $_l3r_prefixes; do
+	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
 		echo "redistribute ip $_l3r_p eq 128 proto $_l3r_handover metric 4096"
 	done
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
