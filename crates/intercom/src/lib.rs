@@ -2,7 +2,7 @@
 //! exchange to find and hand over roaming clients.
 //!
 //! This crate turns bytes into [`Packet`]s and back, byte for byte compatible
-//! with the C l3roamd (wire format 0, `shared/protocol.md`), and keeps the
+//! with the C l3roamd (wire format 0, `docs/protocol.md`), and keeps the
 //! small amount of state that belongs to the wire format itself: the
 //! duplicate filter for flooded packets ([`SeenCache`]). It does no I/O: no
 //! sockets, no clocks (time is passed in as [`std::time::Instant`]), no async.

@@ -122,7 +122,7 @@ fn c_vectors_decode_and_reencode_byte_for_byte() {
         assert_eq!(header, packet.header(), "{name}");
         assert_eq!(header.version, 0, "{name}");
 
-        // Transport facts of protocol.md and the capture notes (D5, D7).
+        // Transport facts of docs/protocol.md and the capture notes (D5, D7).
         let (src, sport) = socket_addr(field("src"));
         let (dst, dport) = socket_addr(field("dst"));
         assert_eq!((sport, dport), (PORT, PORT), "{name}");
