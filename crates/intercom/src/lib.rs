@@ -120,6 +120,10 @@
 //!   cut of a SEEK/CLAIM/INFO/ACK/FOUND is an error. UDP delivers whole
 //!   datagrams, so this does not arise on the wire.
 
+// The decoder reads untrusted bytes: no indexing that could panic, only slice
+// patterns and `get` (tests may index, clippy.toml).
+#![deny(clippy::indexing_slicing)]
+
 mod packet;
 mod seen;
 

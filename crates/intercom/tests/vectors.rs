@@ -2,6 +2,10 @@
 //! (`tests/data/c-l3roamd-intercom.json`, described in `tests/data/README.md`),
 //! hand-written FOUND and DATA packets, and one malformed packet per error.
 
+// clippy.toml lets #[test] functions unwrap; the helpers below are test code
+// too, and a panic in them is the test failing.
+#![allow(clippy::expect_used, reason = "test helpers")]
+
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
