@@ -2,7 +2,7 @@
 //! exchange to find and hand over roaming clients.
 //!
 //! This crate turns bytes into [`Packet`]s and back, byte for byte compatible
-//! with the C l3roamd (wire format 0, `shared/protocol.md`), and keeps the
+//! with the C l3roamd (wire format 0, `docs/protocol.md`), and keeps the
 //! small amount of state that belongs to the wire format itself: the
 //! duplicate filter for flooded packets ([`SeenCache`]). It does no I/O: no
 //! sockets, no clocks (time is passed in as [`std::time::Instant`]), no async.
@@ -119,6 +119,10 @@
 //!   between two BASIC segments still decodes (with fewer addresses); any other
 //!   cut of a SEEK/CLAIM/INFO/ACK/FOUND is an error. UDP delivers whole
 //!   datagrams, so this does not arise on the wire.
+
+// The decoder reads untrusted bytes: no indexing that could panic, only slice
+// patterns and `get` (tests may index, clippy.toml).
+#![deny(clippy::indexing_slicing)]
 
 mod packet;
 mod seen;

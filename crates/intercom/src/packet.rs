@@ -203,7 +203,7 @@ pub enum DecodeError {
     MissingSegment {
         /// The packet type.
         packet: PacketType,
-        /// The missing segment's name as in protocol.md.
+        /// The missing segment's name as in `docs/protocol.md`.
         segment: &'static str,
     },
     /// Two BASIC segments of one INFO name different clients.

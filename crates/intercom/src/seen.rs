@@ -1,12 +1,13 @@
 //! Duplicate suppression for flooded packets.
 //!
 //! A node drops a packet it has already seen recently, including its own
-//! echoes, so a flood dies out. protocol.md keys this on (sender, type,
-//! nonce); deployed C nodes use one constant nonce for every packet they send
-//! (bug D1 of the captured vectors), so that key alone would make us drop a C
-//! node's second SEEK for another address just as C nodes do. [`SeenCache`]
-//! therefore also keys on a hash of the packet body (the segments, not the
-//! ttl, which re-floods change) and forgets entries after a short window.
+//! echoes, so a flood dies out. `docs/protocol.md` ("Flooding") keys this on
+//! (sender, type, nonce); deployed C nodes use one constant nonce for every
+//! packet they send (bug D1 there, seen in the captured vectors), so that key
+//! alone would make us drop a C node's second SEEK for another address just
+//! as C nodes do. [`SeenCache`] therefore also keys on a hash of the packet
+//! body (the segments, not the ttl, which re-floods change) and forgets
+//! entries after a short window.
 //! Time is an argument, so the cache is deterministic in tests.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +19,7 @@ use crate::packet::{Packet, PacketType};
 
 // ===== keys =====
 
-/// What identifies a packet in protocol.md: (sender, type, nonce).
+/// What identifies a packet in `docs/protocol.md`: (sender, type, nonce).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DedupKey {
     /// The header's sender (the originator, unchanged by re-floods).

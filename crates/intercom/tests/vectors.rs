@@ -1,6 +1,10 @@
 //! Byte-exact vectors: the 24 packets captured from the C l3roamd
-//! (`shared/vectors/c-l3roamd-intercom.json`, beside the repository checkout),
+//! (`tests/data/c-l3roamd-intercom.json`, described in `tests/data/README.md`),
 //! hand-written FOUND and DATA packets, and one malformed packet per error.
+
+// clippy.toml lets #[test] functions unwrap; the helpers below are test code
+// too, and a panic in them is the test failing.
+#![allow(clippy::expect_used, reason = "test helpers")]
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -29,11 +33,11 @@ fn ip(s: &str) -> Ipv6Addr {
 const C1: MacAddr = MacAddr([0x02, 0, 0, 0, 0x01, 0]);
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-/// Reads a shared vector file; a missing file fails the test (never skips).
-fn read_shared(name: &str) -> String {
+/// Reads a capture file of `tests/data`; a missing file fails the test (never skips).
+fn read_capture(name: &str) -> String {
     let path = vectors_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
@@ -98,8 +102,8 @@ fn expected(name: &str) -> Packet {
 #[test]
 fn c_vectors_decode_and_reencode_byte_for_byte() {
     let json: serde_json::Value =
-        serde_json::from_str(&read_shared("c-l3roamd-intercom.json")).expect("valid json");
-    let markdown = read_shared("c-l3roamd-intercom.md");
+        serde_json::from_str(&read_capture("c-l3roamd-intercom.json")).expect("valid json");
+    let markdown = read_capture("c-l3roamd-intercom.md");
     let vectors = json.as_array().expect("a json array");
     assert_eq!(vectors.len(), 24, "the capture has 24 packets");
 
@@ -122,7 +126,7 @@ fn c_vectors_decode_and_reencode_byte_for_byte() {
         assert_eq!(header, packet.header(), "{name}");
         assert_eq!(header.version, 0, "{name}");
 
-        // Transport facts of protocol.md and the capture notes (D5, D7).
+        // Transport facts of docs/protocol.md and the capture notes (D5, D7).
         let (src, sport) = socket_addr(field("src"));
         let (dst, dport) = socket_addr(field("dst"));
         assert_eq!((sport, dport), (PORT, PORT), "{name}");

@@ -2,6 +2,10 @@
 //! (ndproxy, client-db, core): the one place with `recvmsg`/`sendmsg` and
 //! the ancillary data std does not expose, and interface name lookups.
 
+// Parses ancillary data the kernel hands over: no indexing that could panic
+// (tests may index, clippy.toml).
+#![deny(clippy::indexing_slicing)]
+
 pub mod pktinfo;
 
 use std::ffi::CString;

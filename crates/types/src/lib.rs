@@ -212,7 +212,8 @@ fn with_interface_id(prefix: Ipv6Addr, mac: &MacAddr) -> Ipv6Addr {
     Ipv6Addr::from(octets)
 }
 
-/// The node-client address of `mac`: "whoever serves this MAC" (protocol.md).
+/// The node-client address of `mac`: "whoever serves this MAC" (`docs/protocol.md`,
+/// "Node-client address").
 ///
 /// The node-client prefix is a /64; only its upper 64 bits are used.
 pub fn node_client_addr(node_client_prefix: &Ipv6Prefix, mac: &MacAddr) -> Ipv6Addr {
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn node_client_address_matches_captured_claim() {
-        // Vector 7 of shared/vectors: CLAIM for 02:00:00:00:01:00 went to fec0::ff:fe00:100.
+        // Vector 7 of crates/intercom/tests/data: CLAIM for 02:00:00:00:01:00 went to fec0::ff:fe00:100.
         let prefix: Ipv6Prefix = "fec0::/64".parse().unwrap();
         let mac: MacAddr = "02:00:00:00:01:00".parse().unwrap();
         let addr = node_client_addr(&prefix, &mac);
