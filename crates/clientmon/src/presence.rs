@@ -342,16 +342,7 @@ impl Client {
     }
 }
 
-/// Whether an address is one a host route can be installed for.
-pub fn is_client_address(addr: &Ipv6Addr, node_client_prefix: Option<&Ipv6Prefix>) -> bool {
-    let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
-    !(addr.is_unspecified()
-        || addr.is_loopback()
-        || addr.is_multicast()
-        || link_local
-        || addr.to_ipv4_mapped().is_some()
-        || node_client_prefix.is_some_and(|p| p.contains(addr)))
-}
+pub use l3roamd_types::addr::is_routable_client_address;
 
 /// The attached clients and the rules that change them.
 #[derive(Debug)]
@@ -751,7 +742,7 @@ fn learn(
     at: Instant,
     changes: &mut Vec<Change>,
 ) {
-    if !is_client_address(&address, settings.node_client_prefix.as_ref()) {
+    if !is_routable_client_address(&address, settings.node_client_prefix.as_ref()) {
         return;
     }
     if let Some(known) = client.addresses.iter_mut().find(|(a, _)| *a == address) {
@@ -786,7 +777,7 @@ fn add_tentative(
     address: Ipv6Addr,
     at: Instant,
 ) {
-    if !is_client_address(&address, settings.node_client_prefix.as_ref())
+    if !is_routable_client_address(&address, settings.node_client_prefix.as_ref())
         || client.addresses.iter().any(|(a, _)| *a == address)
         || client.tentative.iter().any(|(a, _)| *a == address)
     {
