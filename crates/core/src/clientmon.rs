@@ -1,5 +1,7 @@
 //! Core's side of clientmon: follows WatchClients and hands each event to
-//! the engine. The snapshot after every (re)connect re-synchronises core.
+//! the engine. The snapshot after every (re)connect re-synchronises core;
+//! it is framed by [`PresenceEvent::SnapshotStart`] and
+//! [`PresenceEvent::SnapshotDone`].
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -10,12 +12,13 @@ use l3roamd_rpc::pb;
 use l3roamd_rpc::pb::client_mon_client::ClientMonClient;
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
-
-use crate::backoff::Backoff;
+use tonic::transport::Channel;
 
 /// A change of the clients attached to this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceEvent {
+    /// A WatchClients stream was (re)established: the snapshot follows.
+    SnapshotStart,
     /// Attached (also every snapshot entry).
     Appeared {
         /// The client.
@@ -25,6 +28,8 @@ pub enum PresenceEvent {
         /// Addresses known so far.
         addresses: Vec<Ipv6Addr>,
     },
+    /// The snapshot is complete: clients it did not list are not attached.
+    SnapshotDone,
     /// A new address of an attached client.
     AddressLearned(MacAddr, Ipv6Addr),
     /// The client left.
@@ -43,6 +48,7 @@ fn appeared(c: &pb::AttachedClient) -> Option<PresenceEvent> {
     })
 }
 
+/// The engine's event for clientmon's `e`; `None` if it is malformed.
 fn event(e: &pb::ClientEvent) -> Option<PresenceEvent> {
     use pb::client_event::Event;
     match e.event.as_ref()? {
@@ -54,52 +60,99 @@ fn event(e: &pb::ClientEvent) -> Option<PresenceEvent> {
         Event::Gone(g) => Some(PresenceEvent::Gone(
             convert::mac("mac", g.mac.as_ref()).ok()?,
         )),
-        Event::SnapshotDone(_) => None,
+        Event::SnapshotDone(_) => Some(PresenceEvent::SnapshotDone),
     }
 }
 
 /// Runs until shutdown, sending presence events to `events`.
 pub async fn run(socket: PathBuf, events: mpsc::Sender<PresenceEvent>, shutdown: Shutdown) {
-    let mut backoff = Backoff::new();
-    loop {
-        let result = tokio::select! {
-            r = follow(&socket, &events, &mut backoff) => r,
-            () = shutdown.requested() => return,
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "clientmon not followed");
+    l3roamd_rpc::follow("clientmon", socket, Presence { events }, shutdown).await;
+}
+
+/// One WatchClients stream at a time.
+struct Presence {
+    events: mpsc::Sender<PresenceEvent>,
+}
+
+impl l3roamd_rpc::Session for Presence {
+    type Stream = tonic::Streaming<pb::ClientEvent>;
+
+    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
+        Ok(ClientMonClient::new(channel)
+            .watch_clients(pb::WatchClientsRequest {})
+            .await?
+            .into_inner())
+    }
+
+    async fn run(&mut self, mut stream: Self::Stream) -> Result<(), String> {
+        if self
+            .events
+            .send(PresenceEvent::SnapshotStart)
+            .await
+            .is_err()
+        {
+            return Ok(());
         }
-        if events.is_closed() || !backoff.wait(&shutdown).await {
-            return;
+        while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
+            match event(&e) {
+                Some(ev) => {
+                    if self.events.send(ev).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                None => tracing::warn!("clientmon sent a malformed event"),
+            }
         }
+        Err("clientmon closed the stream".to_string())
     }
 }
 
-async fn follow(
-    socket: &std::path::Path,
-    events: &mpsc::Sender<PresenceEvent>,
-    backoff: &mut Backoff,
-) -> Result<(), String> {
-    let channel = l3roamd_rpc::connect(socket)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut stream = ClientMonClient::new(channel)
-        .watch_clients(pb::WatchClientsRequest {})
-        .await
-        .map_err(|e| e.to_string())?
-        .into_inner();
-    backoff.reset();
-    tracing::info!("following clientmon's clients");
-    while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
-        match event(&e) {
-            Some(ev) => {
-                if events.send(ev).await.is_err() {
-                    return Ok(());
-                }
-            }
-            None if matches!(e.event, Some(pb::client_event::Event::SnapshotDone(_))) => {}
-            None => tracing::warn!("clientmon sent a malformed event"),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::client_event::Event;
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn ev(e: Event) -> pb::ClientEvent {
+        pb::ClientEvent { event: Some(e) }
     }
-    Err("clientmon closed the stream".to_string())
+
+    #[test]
+    fn snapshot_done_is_passed_on() {
+        assert_eq!(
+            event(&ev(Event::SnapshotDone(pb::SnapshotDone {}))),
+            Some(PresenceEvent::SnapshotDone)
+        );
+    }
+
+    #[test]
+    fn entries_and_changes_convert() {
+        let client = pb::AttachedClient {
+            mac: Some(MAC.into()),
+            interface: "br-client".to_string(),
+            addresses: vec!["2001:db8::1".parse::<Ipv6Addr>().unwrap().into()],
+            ..Default::default()
+        };
+        let appeared = Some(PresenceEvent::Appeared {
+            mac: MAC,
+            interface: "br-client".to_string(),
+            addresses: vec!["2001:db8::1".parse().unwrap()],
+        });
+        assert_eq!(event(&ev(Event::Snapshot(client.clone()))), appeared);
+        assert_eq!(event(&ev(Event::Appeared(client))), appeared);
+        assert_eq!(
+            event(&ev(Event::Gone(pb::ClientGone {
+                mac: Some(MAC.into()),
+                ..Default::default()
+            }))),
+            Some(PresenceEvent::Gone(MAC))
+        );
+        assert_eq!(event(&pb::ClientEvent { event: None }), None);
+        assert_eq!(
+            event(&ev(Event::Gone(pb::ClientGone::default()))),
+            None,
+            "no MAC"
+        );
+    }
 }

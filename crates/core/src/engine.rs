@@ -22,9 +22,9 @@ use crate::clientmon::PresenceEvent;
 use crate::datapath::{interface_index, DataPath, Received};
 use crate::held::{addresses, Action, HeldPackets};
 use crate::icmp::{unreachable_message, IcmpSender};
+use crate::ndproxy::{FoundNeighbour, NeighbourEvent};
 use crate::netlink::{Kernel, Route, RouteChange, RouteWatch};
 use crate::roaming::{self, Roaming};
-use crate::seeker::FoundNeighbour;
 use crate::tun::Tun;
 use crate::CoreConfig;
 
@@ -82,7 +82,7 @@ pub struct Channels {
     /// Seek requests to ndproxy.
     pub seeks: mpsc::Sender<Ipv6Addr>,
     /// Neighbours ndproxy found.
-    pub found: mpsc::Receiver<FoundNeighbour>,
+    pub found: mpsc::Receiver<NeighbourEvent>,
     /// Client presence from clientmon.
     pub presence: mpsc::Receiver<PresenceEvent>,
     /// Requests to client-db.
@@ -218,7 +218,7 @@ impl Engine {
                     self.route_change(change).await;
                 }
                 found = self.channels.found.recv() => {
-                    if let Some(found) = found {
+                    if let Some(NeighbourEvent::Found(found)) = found {
                         self.neighbour_found(found).await;
                     }
                 }
@@ -339,6 +339,7 @@ impl Engine {
                 tracing::info!(%mac, "client gone");
                 self.roaming.gone(mac, Instant::now())
             }
+            PresenceEvent::SnapshotStart | PresenceEvent::SnapshotDone => Vec::new(),
         };
         self.execute_roaming(actions).await;
     }
@@ -355,6 +356,7 @@ impl Engine {
                 }
                 actions
             }
+            DbEvent::SnapshotStart | DbEvent::SnapshotDone => Vec::new(),
         };
         self.execute_roaming(actions).await;
     }

@@ -1,7 +1,6 @@
 //! l3roamd-core: host routes, the TUN catch-all and the queue of held
 //! packets; the only gRPC client of the other four daemons.
 
-mod backoff;
 mod clientdb;
 mod clientmon;
 mod config;
@@ -9,11 +8,11 @@ mod datapath;
 mod engine;
 mod held;
 mod icmp;
+mod ndproxy;
 mod netlink;
 mod peers;
 mod roaming;
 mod rpc;
-mod seeker;
 mod tun;
 
 use std::ffi::OsString;
@@ -97,7 +96,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     )
     .await?;
     let shutdown = &ctx.shutdown;
-    tokio::spawn(seeker::run(
+    tokio::spawn(ndproxy::run(
         ndproxy_socket,
         seek_rx,
         found_tx,

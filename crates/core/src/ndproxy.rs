@@ -1,0 +1,191 @@
+//! Core's side of ndproxy: seek requests out, found neighbours in.
+//!
+//! One task keeps a connection to ndproxy (reconnecting with backoff),
+//! forwards seek requests from the engine, one after the other, and follows
+//! the WatchNeighbours stream, whose snapshot re-synchronises core after
+//! either side restarts; it is framed by [`NeighbourEvent::SnapshotStart`]
+//! and [`NeighbourEvent::SnapshotDone`].
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+
+use l3roamd_daemon::Shutdown;
+use l3roamd_rpc::pb;
+use l3roamd_rpc::pb::nd_proxy_client::NdProxyClient;
+use l3roamd_types::MacAddr;
+use tokio::sync::mpsc;
+
+use tonic::transport::Channel;
+
+/// What ndproxy tells core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NeighbourEvent {
+    /// A WatchNeighbours stream was (re)established: the snapshot follows.
+    SnapshotStart,
+    /// A neighbour found (also every snapshot entry).
+    Found(FoundNeighbour),
+    /// The snapshot is complete.
+    SnapshotDone,
+}
+
+/// The engine's event for ndproxy's `e`; `None` if it is malformed.
+fn event(e: &pb::NeighbourEvent) -> Option<NeighbourEvent> {
+    use pb::neighbour_event::Event;
+    match e.event.as_ref()? {
+        Event::Snapshot(n) | Event::Found(n) => {
+            FoundNeighbour::from_pb(n).map(NeighbourEvent::Found)
+        }
+        Event::SnapshotDone(_) => Some(NeighbourEvent::SnapshotDone),
+    }
+}
+
+/// A neighbour ndproxy found on one of this node's client links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundNeighbour {
+    /// The client's address.
+    pub address: Ipv6Addr,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// The client interface it answered on.
+    pub interface: String,
+    /// Nodes that sought it and are waiting for a FOUND.
+    pub sought_by: Vec<Ipv6Addr>,
+}
+
+impl FoundNeighbour {
+    fn from_pb(n: &pb::FoundNeighbour) -> Option<FoundNeighbour> {
+        use l3roamd_rpc::convert;
+        Some(FoundNeighbour {
+            address: convert::ip6("address", n.address.as_ref()).ok()?,
+            mac: convert::mac("mac", n.mac.as_ref()).ok()?,
+            interface: n.interface.clone(),
+            sought_by: n
+                .sought_by
+                .iter()
+                .filter_map(|a| convert::ip6("sought_by", Some(a)).ok())
+                .collect(),
+        })
+    }
+}
+
+/// Runs until shutdown: seeks from `seeks`, neighbour events to `events`.
+pub async fn run(
+    socket: PathBuf,
+    seeks: mpsc::Receiver<Ipv6Addr>,
+    events: mpsc::Sender<NeighbourEvent>,
+    shutdown: Shutdown,
+) {
+    let session = Neighbours { seeks, events };
+    l3roamd_rpc::follow("ndproxy", socket, session, shutdown).await;
+}
+
+/// One connection to ndproxy: the neighbour stream and the seek queue.
+struct Neighbours {
+    seeks: mpsc::Receiver<Ipv6Addr>,
+    events: mpsc::Sender<NeighbourEvent>,
+}
+
+impl l3roamd_rpc::Session for Neighbours {
+    type Stream = (NdProxyClient<Channel>, tonic::Streaming<pb::NeighbourEvent>);
+
+    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
+        let mut client = NdProxyClient::new(channel);
+        let stream = client
+            .watch_neighbours(pb::WatchNeighboursRequest {})
+            .await?
+            .into_inner();
+        Ok((client, stream))
+    }
+
+    async fn run(&mut self, (client, stream): Self::Stream) -> Result<(), String> {
+        // Seeks do not wait for the stream, nor the stream for a seek.
+        tokio::select! {
+            r = watch(stream, &self.events) => r,
+            r = send_seeks(client, &mut self.seeks) => r,
+        }
+    }
+
+    fn disconnected(&mut self) {
+        // Seeks asked for while ndproxy is away are dropped: the held-packet
+        // queue asks again on its next tick.
+        while self.seeks.try_recv().is_ok() {}
+    }
+}
+
+async fn watch(
+    mut stream: tonic::Streaming<pb::NeighbourEvent>,
+    events: &mpsc::Sender<NeighbourEvent>,
+) -> Result<(), String> {
+    if events.send(NeighbourEvent::SnapshotStart).await.is_err() {
+        return Ok(());
+    }
+    while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
+        match event(&e) {
+            Some(ev) => {
+                if events.send(ev).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => tracing::warn!("ndproxy sent a malformed neighbour"),
+        }
+    }
+    Err("ndproxy closed the neighbour stream".to_string())
+}
+
+/// Sends the seeks in order; ndproxy answers each at once (what it finds
+/// comes on the stream).
+async fn send_seeks(
+    mut client: NdProxyClient<Channel>,
+    seeks: &mut mpsc::Receiver<Ipv6Addr>,
+) -> Result<(), String> {
+    while let Some(address) = seeks.recv().await {
+        let request = pb::SeekRequest {
+            address: Some(address.into()),
+        };
+        if let Err(e) = client.seek(request).await {
+            tracing::debug!(%address, error = %e, "seek failed");
+        }
+    }
+    // The engine is gone.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::neighbour_event::Event;
+
+    fn ev(e: Event) -> pb::NeighbourEvent {
+        pb::NeighbourEvent { event: Some(e) }
+    }
+
+    #[test]
+    fn events_convert() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let address: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let seeker: Ipv6Addr = "fdff::2".parse().unwrap();
+        let n = pb::FoundNeighbour {
+            address: Some(address.into()),
+            mac: Some(mac.into()),
+            interface: "br-client".to_string(),
+            sought_by: vec![seeker.into()],
+            ..Default::default()
+        };
+        let found = Some(NeighbourEvent::Found(FoundNeighbour {
+            address,
+            mac,
+            interface: "br-client".to_string(),
+            sought_by: vec![seeker],
+        }));
+        assert_eq!(event(&ev(Event::Snapshot(n.clone()))), found);
+        assert_eq!(event(&ev(Event::Found(n))), found);
+        assert_eq!(
+            event(&ev(Event::SnapshotDone(pb::SnapshotDone {}))),
+            Some(NeighbourEvent::SnapshotDone)
+        );
+        assert_eq!(
+            event(&ev(Event::Found(pb::FoundNeighbour::default()))),
+            None
+        );
+    }
+}
