@@ -84,13 +84,7 @@ fn key(name: &str) -> String {
 }
 
 fn in_range(name: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value}{unit} is out of range ({min} to {max}{unit})"),
-        ));
-    }
-    Ok(())
+    l3roamd_daemon::limits::in_range(&key(name), value, min, max, unit)
 }
 
 impl ClientDbConfig {

@@ -92,13 +92,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     max: T,
     unit: &str,
 ) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value}{unit} is out of range ({min} to {max}{unit})"),
-        ));
-    }
-    Ok(())
+    l3roamd_daemon::limits::in_range(&key(name), value, min, max, unit)
 }
 
 impl ClientmonConfig {
