@@ -3,6 +3,9 @@
 //! the ancillary data std does not expose, and interface name lookups.
 
 pub mod pktinfo;
+pub mod socket;
+
+pub use socket::PktinfoSocket;
 
 use std::ffi::CString;
 
