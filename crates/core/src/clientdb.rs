@@ -113,71 +113,45 @@ impl l3roamd_rpc::Session for Db {
         // The stream is read while a command is on its way, and the other
         // way round; either ending ends the connection.
         tokio::select! {
-            r = watch(stream, &self.events) => r,
-            r = send_commands(client, &mut self.commands) => r,
+            r = l3roamd_rpc::forward("client-db", stream, DbEvent::SnapshotStart, &self.events, event) => r,
+            r = l3roamd_rpc::send_in_order(&mut self.commands, |c| send(client.clone(), c)) => r,
         }
     }
 
     fn disconnected(&mut self) {
         // Commands given while client-db is away are dropped: clientmon's
         // snapshot after reconnecting brings every client back.
-        while self.commands.try_recv().is_ok() {}
+        l3roamd_rpc::drop_queued(&mut self.commands);
     }
 }
 
-async fn watch(
-    mut stream: tonic::Streaming<pb::ClientDbEvent>,
-    events: &mpsc::Sender<DbEvent>,
-) -> Result<(), String> {
-    if events.send(DbEvent::SnapshotStart).await.is_err() {
-        return Ok(());
+/// Sends one command; client-db answers at once (a claim's result comes
+/// later, on the Watch stream).
+async fn send(mut client: ClientDbClient<Channel>, command: DbCommand) {
+    let result = match &command {
+        DbCommand::Claim(mac) => client
+            .claim(pb::ClaimRequest {
+                mac: Some((*mac).into()),
+            })
+            .await
+            .map(|_| ()),
+        DbCommand::Update(mac, addresses) => client
+            .update(pb::UpdateClientRequest {
+                mac: Some((*mac).into()),
+                addresses: addresses.iter().map(|a| (*a).into()).collect(),
+            })
+            .await
+            .map(|_| ()),
+        DbCommand::Forget(mac) => client
+            .forget(pb::ForgetClientRequest {
+                mac: Some((*mac).into()),
+            })
+            .await
+            .map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(?command, error = %e, "client-db request failed");
     }
-    while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
-        match event(&e) {
-            Some(ev) => {
-                if events.send(ev).await.is_err() {
-                    return Ok(());
-                }
-            }
-            None => tracing::warn!("client-db sent a malformed event"),
-        }
-    }
-    Err("client-db closed the stream".to_string())
-}
-
-/// Sends the commands in order, each after the previous one's answer.
-async fn send_commands(
-    mut client: ClientDbClient<Channel>,
-    commands: &mut mpsc::Receiver<DbCommand>,
-) -> Result<(), String> {
-    while let Some(command) = commands.recv().await {
-        let result = match &command {
-            DbCommand::Claim(mac) => client
-                .claim(pb::ClaimRequest {
-                    mac: Some((*mac).into()),
-                })
-                .await
-                .map(|_| ()),
-            DbCommand::Update(mac, addresses) => client
-                .update(pb::UpdateClientRequest {
-                    mac: Some((*mac).into()),
-                    addresses: addresses.iter().map(|a| (*a).into()).collect(),
-                })
-                .await
-                .map(|_| ()),
-            DbCommand::Forget(mac) => client
-                .forget(pb::ForgetClientRequest {
-                    mac: Some((*mac).into()),
-                })
-                .await
-                .map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(?command, error = %e, "client-db request failed");
-        }
-    }
-    // The engine is gone.
-    Ok(())
 }
 
 #[cfg(test)]

@@ -84,26 +84,9 @@ impl l3roamd_rpc::Session for Presence {
             .into_inner())
     }
 
-    async fn run(&mut self, mut stream: Self::Stream) -> Result<(), String> {
-        if self
-            .events
-            .send(PresenceEvent::SnapshotStart)
-            .await
-            .is_err()
-        {
-            return Ok(());
-        }
-        while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
-            match event(&e) {
-                Some(ev) => {
-                    if self.events.send(ev).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                None => tracing::warn!("clientmon sent a malformed event"),
-            }
-        }
-        Err("clientmon closed the stream".to_string())
+    async fn run(&mut self, stream: Self::Stream) -> Result<(), String> {
+        let start = PresenceEvent::SnapshotStart;
+        l3roamd_rpc::forward("clientmon", stream, start, &self.events, event).await
     }
 }
 

@@ -100,54 +100,27 @@ impl l3roamd_rpc::Session for Neighbours {
     async fn run(&mut self, (client, stream): Self::Stream) -> Result<(), String> {
         // Seeks do not wait for the stream, nor the stream for a seek.
         tokio::select! {
-            r = watch(stream, &self.events) => r,
-            r = send_seeks(client, &mut self.seeks) => r,
+            r = l3roamd_rpc::forward("ndproxy", stream, NeighbourEvent::SnapshotStart, &self.events, event) => r,
+            r = l3roamd_rpc::send_in_order(&mut self.seeks, |a| seek(client.clone(), a)) => r,
         }
     }
 
     fn disconnected(&mut self) {
         // Seeks asked for while ndproxy is away are dropped: the held-packet
         // queue asks again on its next tick.
-        while self.seeks.try_recv().is_ok() {}
+        l3roamd_rpc::drop_queued(&mut self.seeks);
     }
 }
 
-async fn watch(
-    mut stream: tonic::Streaming<pb::NeighbourEvent>,
-    events: &mpsc::Sender<NeighbourEvent>,
-) -> Result<(), String> {
-    if events.send(NeighbourEvent::SnapshotStart).await.is_err() {
-        return Ok(());
+/// Asks ndproxy to seek `address`; it answers at once (what it finds comes
+/// on the stream).
+async fn seek(mut client: NdProxyClient<Channel>, address: Ipv6Addr) {
+    let request = pb::SeekRequest {
+        address: Some(address.into()),
+    };
+    if let Err(e) = client.seek(request).await {
+        tracing::debug!(%address, error = %e, "seek failed");
     }
-    while let Some(e) = stream.message().await.map_err(|e| e.to_string())? {
-        match event(&e) {
-            Some(ev) => {
-                if events.send(ev).await.is_err() {
-                    return Ok(());
-                }
-            }
-            None => tracing::warn!("ndproxy sent a malformed neighbour"),
-        }
-    }
-    Err("ndproxy closed the neighbour stream".to_string())
-}
-
-/// Sends the seeks in order; ndproxy answers each at once (what it finds
-/// comes on the stream).
-async fn send_seeks(
-    mut client: NdProxyClient<Channel>,
-    seeks: &mut mpsc::Receiver<Ipv6Addr>,
-) -> Result<(), String> {
-    while let Some(address) = seeks.recv().await {
-        let request = pb::SeekRequest {
-            address: Some(address.into()),
-        };
-        if let Err(e) = client.seek(request).await {
-            tracing::debug!(%address, error = %e, "seek failed");
-        }
-    }
-    // The engine is gone.
-    Ok(())
 }
 
 #[cfg(test)]

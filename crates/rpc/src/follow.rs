@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use l3roamd_daemon::{Backoff, Shutdown};
+use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 /// What one connection to a daemon does; [`follow`] reconnects it.
@@ -63,6 +64,55 @@ async fn connect_and_run<S: Session>(
     session.run(stream).await
 }
 
+/// Passes a watch stream on: `start` first (the snapshot follows), then
+/// every message `convert` understands. `Ok` when `events` is closed,
+/// `Err` when the stream is lost; malformed messages are logged and
+/// skipped.
+pub async fn forward<M, E>(
+    peer: &str,
+    mut stream: tonic::Streaming<M>,
+    start: E,
+    events: &mpsc::Sender<E>,
+    convert: fn(&M) -> Option<E>,
+) -> Result<(), String> {
+    if events.send(start).await.is_err() {
+        return Ok(());
+    }
+    while let Some(message) = stream.message().await.map_err(|e| e.to_string())? {
+        match convert(&message) {
+            Some(event) => {
+                if events.send(event).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => tracing::warn!(peer, "malformed event"),
+        }
+    }
+    Err(format!("{peer} closed the stream"))
+}
+
+/// Sends the requests from `requests` one after the other, in the order
+/// they were given, each once the previous one is answered; `Ok` when the
+/// queue is closed. Meant for RPCs the daemon answers at once.
+pub async fn send_in_order<R, F, Fut>(
+    requests: &mut mpsc::Receiver<R>,
+    mut send: F,
+) -> Result<(), String>
+where
+    F: FnMut(R) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    while let Some(request) = requests.recv().await {
+        send(request).await;
+    }
+    Ok(())
+}
+
+/// Drops what is queued in `requests` (while the daemon is away).
+pub fn drop_queued<R>(requests: &mut mpsc::Receiver<R>) {
+    while requests.try_recv().is_ok() {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +133,28 @@ mod tests {
         fn disconnected(&mut self) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    #[tokio::test]
+    async fn requests_are_sent_in_order() {
+        let (tx, mut rx) = mpsc::channel(4);
+        for i in 0..4 {
+            tx.send(i).await.unwrap();
+        }
+        drop(tx);
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = sent.clone();
+        send_in_order(&mut rx, move |i| {
+            let log = log.clone();
+            async move {
+                // Earlier requests take longer: order must hold anyway.
+                tokio::task::yield_now().await;
+                log.lock().unwrap().push(i);
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*sent.lock().unwrap(), [0, 1, 2, 3]);
     }
 
     #[tokio::test]
