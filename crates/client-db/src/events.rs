@@ -844,7 +844,7 @@ impl ClientDb {
         self.counters.count(Counter::ClaimsSent);
         Action::Send {
             to: node_client_addr(&self.settings.node_client_prefix, &mac),
-            packet: Packet::claim(self.settings.node, self.nonces.next(), mac),
+            packet: Packet::claim(self.settings.node, self.nonces.draw(), mac),
         }
     }
 
@@ -854,7 +854,7 @@ impl ClientDb {
             to,
             // No PLAT: a C receiver would copy even an all-zero one over its
             // own NAT64 prefix (D2).
-            packet: Packet::info(self.settings.node, self.nonces.next(), mac, addrs),
+            packet: Packet::info(self.settings.node, self.nonces.draw(), mac, addrs),
         }
     }
 
@@ -862,7 +862,7 @@ impl ClientDb {
         self.counters.count(Counter::AcksSent);
         Action::Send {
             to,
-            packet: Packet::ack(self.settings.node, self.nonces.next(), mac),
+            packet: Packet::ack(self.settings.node, self.nonces.draw(), mac),
         }
     }
 }

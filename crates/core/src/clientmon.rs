@@ -127,7 +127,6 @@ mod tests {
         assert_eq!(
             event(&ev(Event::Gone(pb::ClientGone {
                 mac: Some(MAC.into()),
-                ..Default::default()
             }))),
             Some(PresenceEvent::Gone(MAC))
         );

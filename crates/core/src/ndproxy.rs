@@ -142,7 +142,6 @@ mod tests {
             mac: Some(mac.into()),
             interface: "br-client".to_string(),
             sought_by: vec![seeker.into()],
-            ..Default::default()
         };
         let found = Some(NeighbourEvent::Found(FoundNeighbour {
             address,

@@ -27,7 +27,7 @@ impl Nonces {
     }
 
     /// The next nonce.
-    pub fn next(&mut self) -> u32 {
+    pub fn draw(&mut self) -> u32 {
         self.counter = self.counter.wrapping_add(1);
         // Truncation keeps the low 32 of 64 pseudo-random bits.
         self.key.hash_one(self.counter) as u32
@@ -41,7 +41,7 @@ mod tests {
     #[test]
     fn nonces_do_not_repeat_in_a_short_run() {
         let mut nonces = Nonces::new();
-        let drawn: Vec<u32> = (0..1000).map(|_| nonces.next()).collect();
+        let drawn: Vec<u32> = (0..1000).map(|_| nonces.draw()).collect();
         let mut unique = drawn.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -53,11 +53,11 @@ mod tests {
     fn two_generators_differ() {
         let a: Vec<u32> = {
             let mut n = Nonces::new();
-            (0..4).map(|_| n.next()).collect()
+            (0..4).map(|_| n.draw()).collect()
         };
         let b: Vec<u32> = {
             let mut n = Nonces::new();
-            (0..4).map(|_| n.next()).collect()
+            (0..4).map(|_| n.draw()).collect()
         };
         assert_ne!(a, b);
     }

@@ -305,7 +305,7 @@ impl EventLoop {
         let now = Instant::now();
         match command {
             Command::Seek { addr, reply } => {
-                let nonce = self.nonces.next();
+                let nonce = self.nonces.draw();
                 let (outcome, actions) = self.seeks.seek_requested(addr, nonce, now);
                 self.execute(actions);
                 let _ = reply.send(outcome);
