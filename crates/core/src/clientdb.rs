@@ -18,6 +18,7 @@ use l3roamd_rpc::pb::client_db_client::ClientDbClient;
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
 
+use l3roamd_rpc::{Follower, Peer};
 use tonic::transport::Channel;
 
 /// A request to client-db.
@@ -87,20 +88,26 @@ pub async fn run(
     events: mpsc::Sender<DbEvent>,
     shutdown: Shutdown,
 ) {
-    let session = Db { commands, events };
-    l3roamd_rpc::follow("client-db", socket, session, shutdown).await;
+    // Commands given while client-db is away are dropped: clientmon's
+    // snapshot after reconnecting brings every client back.
+    Follower::<ClientDb>::new(Some(commands), events)
+        .run(socket, shutdown)
+        .await;
 }
 
-/// One connection to client-db: the Watch stream and the command queue.
-struct Db {
-    commands: mpsc::Receiver<DbCommand>,
-    events: mpsc::Sender<DbEvent>,
-}
+/// client-db's Watch stream and the commands core sends it.
+struct ClientDb;
 
-impl l3roamd_rpc::Session for Db {
-    type Stream = (ClientDbClient<Channel>, tonic::Streaming<pb::ClientDbEvent>);
+impl Peer for ClientDb {
+    const NAME: &'static str = "client-db";
+    type Client = ClientDbClient<Channel>;
+    type Message = pb::ClientDbEvent;
+    type Event = DbEvent;
+    type Request = DbCommand;
 
-    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
+    async fn open(
+        channel: Channel,
+    ) -> Result<(Self::Client, tonic::Streaming<pb::ClientDbEvent>), tonic::Status> {
         let mut client = ClientDbClient::new(channel);
         let stream = client
             .watch(pb::WatchClientDbRequest {})
@@ -109,19 +116,16 @@ impl l3roamd_rpc::Session for Db {
         Ok((client, stream))
     }
 
-    async fn run(&mut self, (client, stream): Self::Stream) -> Result<(), String> {
-        // The stream is read while a command is on its way, and the other
-        // way round; either ending ends the connection.
-        tokio::select! {
-            r = l3roamd_rpc::forward("client-db", stream, DbEvent::SnapshotStart, &self.events, event) => r,
-            r = l3roamd_rpc::send_in_order(&mut self.commands, |c| send(client.clone(), c)) => r,
-        }
+    fn snapshot_start() -> DbEvent {
+        DbEvent::SnapshotStart
     }
 
-    fn disconnected(&mut self) {
-        // Commands given while client-db is away are dropped: clientmon's
-        // snapshot after reconnecting brings every client back.
-        l3roamd_rpc::drop_queued(&mut self.commands);
+    fn convert(message: &pb::ClientDbEvent) -> Option<DbEvent> {
+        event(message)
+    }
+
+    async fn send(client: Self::Client, command: DbCommand) {
+        send(client, command).await;
     }
 }
 

@@ -10,6 +10,7 @@ use l3roamd_daemon::Shutdown;
 use l3roamd_rpc::convert;
 use l3roamd_rpc::pb;
 use l3roamd_rpc::pb::client_mon_client::ClientMonClient;
+use l3roamd_rpc::{Follower, Peer};
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
@@ -66,27 +67,42 @@ fn event(e: &pb::ClientEvent) -> Option<PresenceEvent> {
 
 /// Runs until shutdown, sending presence events to `events`.
 pub async fn run(socket: PathBuf, events: mpsc::Sender<PresenceEvent>, shutdown: Shutdown) {
-    l3roamd_rpc::follow("clientmon", socket, Presence { events }, shutdown).await;
+    Follower::<Clientmon>::new(None, events)
+        .run(socket, shutdown)
+        .await;
 }
 
-/// One WatchClients stream at a time.
-struct Presence {
-    events: mpsc::Sender<PresenceEvent>,
-}
+/// clientmon's WatchClients stream; core sends it nothing.
+struct Clientmon;
 
-impl l3roamd_rpc::Session for Presence {
-    type Stream = tonic::Streaming<pb::ClientEvent>;
+impl Peer for Clientmon {
+    const NAME: &'static str = "clientmon";
+    type Client = ClientMonClient<Channel>;
+    type Message = pb::ClientEvent;
+    type Event = PresenceEvent;
+    type Request = std::convert::Infallible;
 
-    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
-        Ok(ClientMonClient::new(channel)
+    async fn open(
+        channel: Channel,
+    ) -> Result<(Self::Client, tonic::Streaming<pb::ClientEvent>), tonic::Status> {
+        let mut client = ClientMonClient::new(channel);
+        let stream = client
             .watch_clients(pb::WatchClientsRequest {})
             .await?
-            .into_inner())
+            .into_inner();
+        Ok((client, stream))
     }
 
-    async fn run(&mut self, stream: Self::Stream) -> Result<(), String> {
-        let start = PresenceEvent::SnapshotStart;
-        l3roamd_rpc::forward("clientmon", stream, start, &self.events, event).await
+    fn snapshot_start() -> PresenceEvent {
+        PresenceEvent::SnapshotStart
+    }
+
+    fn convert(message: &pb::ClientEvent) -> Option<PresenceEvent> {
+        event(message)
+    }
+
+    async fn send(_client: Self::Client, request: Self::Request) {
+        match request {}
     }
 }
 

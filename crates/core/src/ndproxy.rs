@@ -15,6 +15,7 @@ use l3roamd_rpc::pb::nd_proxy_client::NdProxyClient;
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
 
+use l3roamd_rpc::{Follower, Peer};
 use tonic::transport::Channel;
 
 /// What ndproxy tells core.
@@ -75,20 +76,26 @@ pub async fn run(
     events: mpsc::Sender<NeighbourEvent>,
     shutdown: Shutdown,
 ) {
-    let session = Neighbours { seeks, events };
-    l3roamd_rpc::follow("ndproxy", socket, session, shutdown).await;
+    // Seeks asked for while ndproxy is away are dropped: the held-packet
+    // queue asks again on its next tick.
+    Follower::<NdProxy>::new(Some(seeks), events)
+        .run(socket, shutdown)
+        .await;
 }
 
-/// One connection to ndproxy: the neighbour stream and the seek queue.
-struct Neighbours {
-    seeks: mpsc::Receiver<Ipv6Addr>,
-    events: mpsc::Sender<NeighbourEvent>,
-}
+/// ndproxy's WatchNeighbours stream and the seeks core asks for.
+struct NdProxy;
 
-impl l3roamd_rpc::Session for Neighbours {
-    type Stream = (NdProxyClient<Channel>, tonic::Streaming<pb::NeighbourEvent>);
+impl Peer for NdProxy {
+    const NAME: &'static str = "ndproxy";
+    type Client = NdProxyClient<Channel>;
+    type Message = pb::NeighbourEvent;
+    type Event = NeighbourEvent;
+    type Request = Ipv6Addr;
 
-    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
+    async fn open(
+        channel: Channel,
+    ) -> Result<(Self::Client, tonic::Streaming<pb::NeighbourEvent>), tonic::Status> {
         let mut client = NdProxyClient::new(channel);
         let stream = client
             .watch_neighbours(pb::WatchNeighboursRequest {})
@@ -97,18 +104,16 @@ impl l3roamd_rpc::Session for Neighbours {
         Ok((client, stream))
     }
 
-    async fn run(&mut self, (client, stream): Self::Stream) -> Result<(), String> {
-        // Seeks do not wait for the stream, nor the stream for a seek.
-        tokio::select! {
-            r = l3roamd_rpc::forward("ndproxy", stream, NeighbourEvent::SnapshotStart, &self.events, event) => r,
-            r = l3roamd_rpc::send_in_order(&mut self.seeks, |a| seek(client.clone(), a)) => r,
-        }
+    fn snapshot_start() -> NeighbourEvent {
+        NeighbourEvent::SnapshotStart
     }
 
-    fn disconnected(&mut self) {
-        // Seeks asked for while ndproxy is away are dropped: the held-packet
-        // queue asks again on its next tick.
-        l3roamd_rpc::drop_queued(&mut self.seeks);
+    fn convert(message: &pb::NeighbourEvent) -> Option<NeighbourEvent> {
+        event(message)
+    }
+
+    async fn send(client: Self::Client, address: Ipv6Addr) {
+        seek(client, address).await;
     }
 }
 

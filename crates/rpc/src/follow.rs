@@ -113,6 +113,92 @@ pub fn drop_queued<R>(requests: &mut mpsc::Receiver<R>) {
     while requests.try_recv().is_ok() {}
 }
 
+/// What a [`Follower`] needs to know of the daemon it follows.
+pub trait Peer: Send + 'static {
+    /// The daemon's name, for logs.
+    const NAME: &'static str;
+    /// The generated gRPC client.
+    type Client: Clone + Send + 'static;
+    /// A message of the watch stream.
+    type Message: Send + 'static;
+    /// What the follower passes on.
+    type Event: Send + 'static;
+    /// What the follower is asked to send.
+    type Request: Send + 'static;
+
+    /// Connects the client on `channel` and opens the watch stream.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        channel: Channel,
+    ) -> impl Future<Output = Result<(Self::Client, tonic::Streaming<Self::Message>), tonic::Status>>
+           + Send;
+
+    /// The event that precedes every (re)established stream's snapshot.
+    fn snapshot_start() -> Self::Event;
+
+    /// The event for `message`; `None` if it is malformed.
+    fn convert(message: &Self::Message) -> Option<Self::Event>;
+
+    /// Sends one request (and logs its failure).
+    fn send(client: Self::Client, request: Self::Request) -> impl Future<Output = ()> + Send;
+}
+
+/// A [`Session`] that passes a watch stream on as events and sends the
+/// requests of a bounded queue in order on the same connection; requests
+/// queued while the daemon is away are dropped.
+pub struct Follower<P: Peer> {
+    requests: Option<mpsc::Receiver<P::Request>>,
+    events: mpsc::Sender<P::Event>,
+}
+
+impl<P: Peer> Follower<P> {
+    /// Events to `events`, requests (if any) from `requests`.
+    pub fn new(
+        requests: Option<mpsc::Receiver<P::Request>>,
+        events: mpsc::Sender<P::Event>,
+    ) -> Follower<P> {
+        Follower { requests, events }
+    }
+
+    /// Follows `P` at `socket` until shutdown or until the engine is gone.
+    pub async fn run(self, socket: PathBuf, shutdown: Shutdown) {
+        follow(P::NAME, socket, self, shutdown).await;
+    }
+}
+
+impl<P: Peer> Session for Follower<P> {
+    type Stream = (P::Client, tonic::Streaming<P::Message>);
+
+    async fn open(&mut self, channel: Channel) -> Result<Self::Stream, tonic::Status> {
+        P::open(channel).await
+    }
+
+    async fn run(&mut self, (client, stream): Self::Stream) -> Result<(), String> {
+        let watch = forward(
+            P::NAME,
+            stream,
+            P::snapshot_start(),
+            &self.events,
+            P::convert,
+        );
+        let Some(requests) = self.requests.as_mut() else {
+            return watch.await;
+        };
+        // The stream is read while a request is on its way, and the other
+        // way round; either ending ends the connection.
+        tokio::select! {
+            r = watch => r,
+            r = send_in_order(requests, move |r| P::send(client.clone(), r)) => r,
+        }
+    }
+
+    fn disconnected(&mut self) {
+        if let Some(requests) = self.requests.as_mut() {
+            drop_queued(requests);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ pub mod convert;
 pub mod follow;
 mod server;
 
-pub use follow::{drop_queued, follow, forward, send_in_order, Session};
+pub use follow::{drop_queued, follow, forward, send_in_order, Follower, Peer, Session};
 pub use server::{serve, ServeError};
 
 use std::path::{Path, PathBuf};
