@@ -216,22 +216,18 @@ impl CoreConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use l3roamd_daemon::Config;
 
     fn load(section: &str) -> Result<CoreConfig, ConfigError> {
-        let config = Config::from_toml(&format!(
-            "[mesh]\nnode_address = \"fdff::1\"\n[core]\n{section}\n"
-        ))?;
-        let c: CoreConfig = config.section("core")?;
-        c.validate()?;
-        Ok(c)
+        l3roamd_daemon::limits::try_section(
+            "[mesh]\nnode_address = \"fdff::1\"",
+            "core",
+            section,
+            CoreConfig::validate,
+        )
     }
 
     fn key_of(section: &str) -> String {
-        match load(section) {
-            Ok(_) => panic!("{section} must fail"),
-            Err(e) => e.key().unwrap_or_default().to_string(),
-        }
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
     }
 
     #[test]

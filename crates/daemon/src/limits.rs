@@ -6,7 +6,9 @@
 
 use std::fmt::Display;
 
-use crate::ConfigError;
+use serde::de::DeserializeOwned;
+
+use crate::{Config, ConfigError};
 
 /// Longest duration accepted for any `*_ms` key: one day.
 pub const MAX_MS: u64 = 86_400_000;
@@ -40,6 +42,27 @@ pub fn millis(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
 /// A count (table size, queue depth): from 1 to `max`.
 pub fn count(key: &str, value: usize, max: u64) -> Result<(), ConfigError> {
     in_range(key, value as u64, 1, max, "")
+}
+
+/// Loads `[section]` with the lines `body`, after the lines `mesh` (the
+/// `[mesh]` section), and checks it with `validate`: how a daemon's tests
+/// try a configuration.
+pub fn try_section<T: DeserializeOwned + Default>(
+    mesh: &str,
+    section: &str,
+    body: &str,
+    validate: fn(&T) -> Result<(), ConfigError>,
+) -> Result<T, ConfigError> {
+    let config = Config::from_toml(&format!("{mesh}\n[{section}]\n{body}\n"))?;
+    let value: T = config.section(section)?;
+    validate(&value)?;
+    Ok(value)
+}
+
+/// The key the error of `result` names; `None` when there is no error (or
+/// it names no key).
+pub fn rejected_key<T>(result: Result<T, ConfigError>) -> Option<String> {
+    result.err()?.key().map(str::to_string)
 }
 
 #[cfg(test)]

@@ -173,7 +173,6 @@ impl NdproxyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use l3roamd_daemon::Config;
 
     const MESH: &str = r#"
         [mesh]
@@ -183,18 +182,11 @@ mod tests {
     "#;
 
     fn load(section: &str) -> Result<NdproxyConfig, ConfigError> {
-        let config = Config::from_toml(&format!("{MESH}\n[ndproxy]\n{section}\n"))?;
-        let ndproxy: NdproxyConfig = config.section(SECTION)?;
-        ndproxy.validate()?;
-        Ok(ndproxy)
+        l3roamd_daemon::limits::try_section(MESH, SECTION, section, NdproxyConfig::validate)
     }
 
     fn key_of(section: &str) -> String {
-        load(section)
-            .expect_err("must fail")
-            .key()
-            .unwrap_or_default()
-            .to_string()
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
     }
 
     #[test]
