@@ -84,13 +84,7 @@ fn key(name: &str) -> String {
 }
 
 fn in_range(name: &str, value: u64, min: u64, max: u64, unit: &str) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value}{unit} is out of range ({min} to {max}{unit})"),
-        ));
-    }
-    Ok(())
+    l3roamd_daemon::limits::in_range(&key(name), value, min, max, unit)
 }
 
 impl ClientDbConfig {
@@ -213,18 +207,11 @@ mod tests {
     const MESH: &str = "[mesh]\nnode_address = \"fdff::1\"\n";
 
     fn load(section: &str) -> Result<ClientDbConfig, ConfigError> {
-        let config = Config::from_toml(&format!("{MESH}[client_db]\n{section}\n"))?;
-        let c: ClientDbConfig = config.section(SECTION)?;
-        c.validate()?;
-        Ok(c)
+        l3roamd_daemon::limits::try_section(MESH, SECTION, section, ClientDbConfig::validate)
     }
 
     fn key_of(section: &str) -> String {
-        load(section)
-            .expect_err("must fail")
-            .key()
-            .unwrap_or_default()
-            .to_string()
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
-use l3roamd_types::{Ipv6Prefix, MacAddr};
+use l3roamd_types::MacAddr;
 
 // ===== limits =====
 
@@ -207,21 +207,7 @@ impl Record {
 
 // ===== addresses =====
 
-/// fe80::/10.
-pub fn is_link_local(addr: &Ipv6Addr) -> bool {
-    l3roamd_daemon::config::is_link_local(addr)
-}
-
-/// Whether `addr` can be a client's address: unicast, not unspecified, not
-/// loopback, and not a node-client address (those belong to nodes).
-/// Link-local addresses qualify: they tell the MAC's link-local address,
-/// though nobody routes them.
-pub fn is_client_address(addr: &Ipv6Addr, node_client_prefix: &Ipv6Prefix) -> bool {
-    !(addr.is_unspecified()
-        || addr.is_loopback()
-        || addr.is_multicast()
-        || node_client_prefix.contains(addr))
-}
+pub use l3roamd_types::addr::{is_link_local, is_recordable_client_address};
 
 // ===== the table =====
 
@@ -402,13 +388,16 @@ mod tests {
 
     #[test]
     fn client_addresses() {
-        let ncp: Ipv6Prefix = "fec0::/64".parse().unwrap();
-        assert!(is_client_address(&a(1), &ncp));
-        assert!(is_client_address(&MAC.link_local(), &ncp));
-        assert!(!is_client_address(&Ipv6Addr::UNSPECIFIED, &ncp));
-        assert!(!is_client_address(&Ipv6Addr::LOCALHOST, &ncp));
-        assert!(!is_client_address(&"ff02::1".parse().unwrap(), &ncp));
-        assert!(!is_client_address(
+        let ncp: l3roamd_types::Ipv6Prefix = "fec0::/64".parse().unwrap();
+        assert!(is_recordable_client_address(&a(1), &ncp));
+        assert!(is_recordable_client_address(&MAC.link_local(), &ncp));
+        assert!(!is_recordable_client_address(&Ipv6Addr::UNSPECIFIED, &ncp));
+        assert!(!is_recordable_client_address(&Ipv6Addr::LOCALHOST, &ncp));
+        assert!(!is_recordable_client_address(
+            &"ff02::1".parse().unwrap(),
+            &ncp
+        ));
+        assert!(!is_recordable_client_address(
             &"fec0::ff:fe00:100".parse().unwrap(),
             &ncp
         ));

@@ -50,7 +50,6 @@
 //! never queued.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -261,29 +260,8 @@ pub enum ClaimOutcome {
 
 // ===== counters =====
 
-macro_rules! counters {
-    ($($variant:ident => $name:literal: $doc:literal,)*) => {
-        /// One counter of client-db (logged at debug level).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Counter {
-            $(#[doc = $doc] $variant,)*
-        }
-
-        impl Counter {
-            /// Every counter, in the order they are logged.
-            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
-
-            /// Its name in the log.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(Counter::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-
-counters! {
+l3roamd_daemon::counters! {
+    "One counter of client-db (logged at debug level).";
     ClaimsRequested => "claims_requested": "Claims core asked for that started.",
     ClaimsRunning => "claims_running": "Claims core asked for while one for that MAC was running.",
     ClaimsBusy => "claims_busy": "Claims refused: too many running.",
@@ -321,71 +299,9 @@ counters! {
     WatchersLagged => "watchers_lagged": "Watch streams ended because the watcher fell behind.",
 }
 
-/// The values of every [`Counter`].
-#[derive(Debug, Clone)]
-pub struct Counters {
-    values: [u64; Counter::ALL.len()],
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            values: [0; Counter::ALL.len()],
-        }
-    }
-}
-
-impl Counters {
-    /// Adds one to `counter`.
-    pub fn count(&mut self, counter: Counter) {
-        self.add(counter, 1);
-    }
-
-    /// Adds `n` to `counter`.
-    pub fn add(&mut self, counter: Counter, n: u64) {
-        if let Some(v) = self.values.get_mut(counter as usize) {
-            *v = v.saturating_add(n);
-        }
-    }
-
-    /// The value of `counter`.
-    pub fn get(&self, counter: Counter) -> u64 {
-        self.values.get(counter as usize).copied().unwrap_or(0)
-    }
-
-    /// Every counter with its name.
-    pub fn list(&self) -> Vec<(&'static str, u64)> {
-        Counter::ALL
-            .iter()
-            .map(|c| (c.name(), self.get(*c)))
-            .collect()
-    }
-}
-
 // ===== nonces =====
 
-/// Random nonces: SipHash under a random per-process key over a counter, so
-/// every packet gets its own unpredictable nonce without a system call.
-#[derive(Debug)]
-struct Nonces {
-    key: RandomState,
-    counter: u64,
-}
-
-impl Nonces {
-    fn new() -> Nonces {
-        Nonces {
-            key: RandomState::new(),
-            counter: 0,
-        }
-    }
-
-    fn next(&mut self) -> u32 {
-        self.counter = self.counter.wrapping_add(1);
-        // The low 32 of 64 pseudo-random bits.
-        self.key.hash_one(self.counter) as u32
-    }
-}
+use l3roamd_daemon::Nonces;
 
 // ===== pending exchanges =====
 
@@ -574,7 +490,7 @@ impl ClientDb {
         let usable = addrs
             .iter()
             .copied()
-            .filter(|a| db::is_client_address(a, &prefix));
+            .filter(|a| db::is_recordable_client_address(a, &prefix));
         let usable: Vec<Ipv6Addr> = usable.collect();
         let done = self.change(mac, unix, true, &mut actions, |r| {
             r.merge_addresses(usable, unix);
@@ -723,7 +639,7 @@ impl ClientDb {
         let (usable, ignored): (Vec<Ipv6Addr>, Vec<Ipv6Addr>) = info
             .addrs
             .iter()
-            .partition(|a| db::is_client_address(a, &prefix));
+            .partition(|a| db::is_recordable_client_address(a, &prefix));
         self.counters
             .add(Counter::InfoAddressesIgnored, ignored.len() as u64);
         let node = self.settings.node;
@@ -928,7 +844,7 @@ impl ClientDb {
         self.counters.count(Counter::ClaimsSent);
         Action::Send {
             to: node_client_addr(&self.settings.node_client_prefix, &mac),
-            packet: Packet::claim(self.settings.node, self.nonces.next(), mac),
+            packet: Packet::claim(self.settings.node, self.nonces.draw(), mac),
         }
     }
 
@@ -938,7 +854,7 @@ impl ClientDb {
             to,
             // No PLAT: a C receiver would copy even an all-zero one over its
             // own NAT64 prefix (D2).
-            packet: Packet::info(self.settings.node, self.nonces.next(), mac, addrs),
+            packet: Packet::info(self.settings.node, self.nonces.draw(), mac, addrs),
         }
     }
 
@@ -946,7 +862,7 @@ impl ClientDb {
         self.counters.count(Counter::AcksSent);
         Action::Send {
             to,
-            packet: Packet::ack(self.settings.node, self.nonces.next(), mac),
+            packet: Packet::ack(self.settings.node, self.nonces.draw(), mac),
         }
     }
 }

@@ -24,12 +24,11 @@
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
+use l3roamd_net::pktinfo::set_int;
 pub use l3roamd_net::pktinfo::Received;
-use l3roamd_net::pktinfo::{recv, send, set_int};
+use l3roamd_net::PktinfoSocket;
 use libc::c_int;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 /// `IPV6_MULTICAST_ALL` (linux/in6.h), not in every libc binding.
 const IPV6_MULTICAST_ALL: c_int = 29;
@@ -39,7 +38,7 @@ const IPV6_MULTICAST_ALL: c_int = 29;
 /// The intercom socket for unicast CLAIM/INFO/ACK.
 #[derive(Debug)]
 pub struct IntercomSocket {
-    fd: AsyncFd<Socket>,
+    socket: PktinfoSocket<Socket>,
 }
 
 impl IntercomSocket {
@@ -54,41 +53,21 @@ impl IntercomSocket {
         set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         let any = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0);
         socket.bind(&SockAddr::from(any))?;
-        // SAFETY: a `Socket` owns its file descriptor, which stays open and
-        // unchanged until the `AsyncFd` drops it.
-        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
-        Ok(IntercomSocket { fd })
+        Ok(IntercomSocket {
+            socket: PktinfoSocket::new(socket)?,
+        })
     }
 
     /// Sends `bytes` to `[to]:port` from `source` without waiting: a full
     /// socket buffer is an error like any other.
     pub fn send(&self, bytes: &[u8], to: Ipv6Addr, port: u16, source: Ipv6Addr) -> io::Result<()> {
-        let sent = send(
-            self.fd.get_ref(),
-            bytes,
-            SocketAddrV6::new(to, port, 0, 0),
-            Some(source),
-            0,
-        )?;
-        if sent == bytes.len() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "datagram cut short",
-            ))
-        }
+        self.socket
+            .send(bytes, SocketAddrV6::new(to, port, 0, 0), Some(source), 0)
     }
 
     /// Waits for the next datagram.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| recv(fd.get_ref(), buf)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        self.socket.recv(buf).await
     }
 }
 
@@ -101,34 +80,7 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
 
-    #[test]
-    fn loopback_round_trip_with_packet_info() {
-        // Plain UDP on ::1 needs no privileges.
-        let Ok(rx) = UdpSocket::bind("[::1]:0") else {
-            return; // no IPv6 on this machine
-        };
-        set_int(&rx, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1).unwrap();
-        let tx = UdpSocket::bind("[::1]:0").unwrap();
-        let std::net::SocketAddr::V6(to) = rx.local_addr().unwrap() else {
-            panic!("not IPv6");
-        };
-        assert_eq!(
-            send(&tx, b"hello", to, Some(Ipv6Addr::LOCALHOST), 0).unwrap(),
-            5
-        );
-        let mut buf = [0u8; 3];
-        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        // MSG_DONTWAIT: wait for the datagram with a blocking peek first.
-        rx.peek_from(&mut [0u8; 1]).unwrap();
-        let got = recv(&rx, &mut buf).unwrap();
-        assert_eq!(&buf, b"hel");
-        assert!(got.truncated);
-        assert_eq!(got.ifindex, index_of("lo"));
-        assert_eq!(got.destination, Some(Ipv6Addr::LOCALHOST));
-        assert_eq!(got.source.map(|s| *s.ip()), Some(Ipv6Addr::LOCALHOST));
-        assert!(matches!(recv(&rx, &mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock));
-    }
+    // The round trip with packet information is tested in l3roamd-net.
 
     #[test]
     fn missing_interfaces_are_none() {

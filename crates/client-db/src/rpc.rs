@@ -199,7 +199,7 @@ impl pb::client_db_server::ClientDb for ClientDbService {
         for (i, a) in request.addresses.iter().enumerate() {
             let field = format!("addresses[{i}]");
             let addr = l3roamd_rpc::convert::ip6(&field, Some(a))?;
-            if !db::is_client_address(&addr, &self.node_client_prefix) {
+            if !db::is_recordable_client_address(&addr, &self.node_client_prefix) {
                 return Err(Status::invalid_argument(format!(
                     "{field}: {addr} cannot be a client's address \
                      (unspecified, loopback, multicast or a node-client address)"

@@ -92,13 +92,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     max: T,
     unit: &str,
 ) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value}{unit} is out of range ({min} to {max}{unit})"),
-        ));
-    }
-    Ok(())
+    l3roamd_daemon::limits::in_range(&key(name), value, min, max, unit)
 }
 
 impl ClientmonConfig {
@@ -187,18 +181,11 @@ mod tests {
     "#;
 
     fn load(section: &str) -> Result<ClientmonConfig, ConfigError> {
-        let config = Config::from_toml(&format!("{MESH}\n[clientmon]\n{section}\n"))?;
-        let c: ClientmonConfig = config.section("clientmon")?;
-        c.validate()?;
-        Ok(c)
+        l3roamd_daemon::limits::try_section(MESH, "clientmon", section, ClientmonConfig::validate)
     }
 
     fn key_of(section: &str) -> String {
-        load(section)
-            .expect_err("must fail")
-            .key()
-            .unwrap_or_default()
-            .to_string()
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use l3roamd_daemon::Shutdown;
+use l3roamd_daemon::{Backoff, Shutdown};
 use l3roamd_types::MacAddr;
 use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::{
@@ -307,7 +307,7 @@ pub async fn run(
         inputs,
         own_sent: None,
     };
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         match session(&mut kernel, resync, &shutdown).await {
             Ok(()) => return,
@@ -315,11 +315,9 @@ pub async fn run(
                 tracing::error!(error = %e, "rtnetlink failed; FDB and neighbour sources are paused, reconnecting")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.requested() => return,
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

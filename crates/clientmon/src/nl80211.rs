@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use genetlink::message::RawGenlMessage;
-use l3roamd_daemon::Shutdown;
+use l3roamd_daemon::{Backoff, Shutdown};
 use l3roamd_types::MacAddr;
 use tokio::sync::{mpsc, watch};
 use wl_nl80211::packet_core::{NetlinkMessage, NetlinkPayload, NlasIterator};
@@ -205,7 +205,7 @@ pub async fn run(
     if links.wait_for(|l| !l.is_empty()).await.is_err() {
         return;
     }
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failures = 0u32;
     loop {
         match session(&wireless, &links, &inputs, resync, &shutdown).await {
@@ -219,11 +219,9 @@ pub async fn run(
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.requested() => return,
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

@@ -220,34 +220,20 @@ pub struct Settings {
     pub node_client_prefix: Option<Ipv6Prefix>,
 }
 
-/// Counters for operators and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Clients that appeared.
-    pub appeared: u64,
-    /// Clients gone by timeout.
-    pub gone_timeout: u64,
-    /// Clients gone by DEL_STATION.
-    pub gone_disassociated: u64,
-    /// Clients gone because their link was lost.
-    pub gone_link_lost: u64,
-    /// Clients gone because their MAC became one of this node's.
-    pub gone_local: u64,
-    /// Sightings of own, next-node or group MACs, ignored.
-    pub ignored_local: u64,
-    /// Sightings too old to make a client appear.
-    pub ignored_stale: u64,
-    /// Sightings of a client that left, made before it left (a neighbour
-    /// entry confirmed while it was still here, say).
-    pub ignored_before_departure: u64,
-    /// New clients refused because the table was full.
-    pub refused_full: u64,
-    /// Addresses learned.
-    pub addresses_learned: u64,
-    /// Addresses forgotten to make room for newer ones.
-    pub addresses_evicted: u64,
-    /// Tentative addresses dropped because another MAC defended them.
-    pub tentative_defended: u64,
+l3roamd_daemon::counters! {
+    "One counter of clientmon's presence state (logged at info level).";
+    Appeared => "appeared": "Clients that appeared.",
+    GoneTimeout => "gone_timeout": "Clients gone by timeout.",
+    GoneDisassociated => "gone_disassociated": "Clients gone by DEL_STATION.",
+    GoneLinkLost => "gone_link_lost": "Clients gone because their link was lost.",
+    GoneLocal => "gone_local": "Clients gone because their MAC became one of this node's.",
+    IgnoredLocal => "ignored_local": "Sightings of own, next-node or group MACs, ignored.",
+    IgnoredStale => "ignored_stale": "Sightings too old to make a client appear.",
+    IgnoredBeforeDeparture => "ignored_before_departure": "Sightings of a client that left, made before it left (a neighbour entry confirmed while it was still here, say).",
+    RefusedFull => "refused_full": "New clients refused because the table was full.",
+    AddressesLearned => "addresses_learned": "Addresses learned.",
+    AddressesEvicted => "addresses_evicted": "Addresses forgotten to make room for newer ones.",
+    TentativeDefended => "tentative_defended": "Tentative addresses dropped because another MAC defended them.",
 }
 
 // ===== state =====
@@ -342,16 +328,7 @@ impl Client {
     }
 }
 
-/// Whether an address is one a host route can be installed for.
-pub fn is_client_address(addr: &Ipv6Addr, node_client_prefix: Option<&Ipv6Prefix>) -> bool {
-    let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
-    !(addr.is_unspecified()
-        || addr.is_loopback()
-        || addr.is_multicast()
-        || link_local
-        || addr.to_ipv4_mapped().is_some()
-        || node_client_prefix.is_some_and(|p| p.contains(addr)))
-}
+pub use l3roamd_types::addr::is_routable_client_address;
 
 /// The attached clients and the rules that change them.
 #[derive(Debug)]
@@ -386,8 +363,8 @@ impl Presence {
     }
 
     /// The counters so far.
-    pub fn counters(&self) -> Counters {
-        self.counters
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// How many clients are attached.
@@ -480,7 +457,7 @@ impl Presence {
         changes: &mut Vec<Change>,
     ) {
         if self.is_local(&s.mac) {
-            self.counters.ignored_local += 1;
+            self.counters.count(Counter::IgnoredLocal);
             return;
         }
         let at = s.seen_at.min(now);
@@ -513,18 +490,18 @@ impl Presence {
             return;
         }
         if now.saturating_duration_since(at) >= self.settings.presence_timeout {
-            self.counters.ignored_stale += 1;
+            self.counters.count(Counter::IgnoredStale);
             return;
         }
         if let Some(left) = self.departed.get(&s.mac) {
             if at <= *left {
-                self.counters.ignored_before_departure += 1;
+                self.counters.count(Counter::IgnoredBeforeDeparture);
                 return;
             }
             self.departed.remove(&s.mac);
         }
         if self.clients.len() >= self.settings.max_clients {
-            self.counters.refused_full += 1;
+            self.counters.count(Counter::RefusedFull);
             return;
         }
         let mut client = Client::new(&s.interface, s.source, at);
@@ -557,7 +534,7 @@ impl Presence {
                 at,
             );
         }
-        self.counters.appeared += 1;
+        self.counters.count(Counter::Appeared);
         changes.push(Change::Appeared(client.view(
             s.mac,
             now,
@@ -611,7 +588,8 @@ impl Presence {
             client.tentative.retain(|(a, _)| *a != address);
             let dropped = before - client.tentative.len();
             self.tentative_count -= dropped;
-            self.counters.tentative_defended += dropped as u64;
+            self.counters
+                .add(Counter::TentativeDefended, dropped as u64);
         }
     }
 
@@ -727,10 +705,10 @@ impl Presence {
             self.departed.insert(mac, left);
         }
         match reason {
-            GoneReason::Timeout => self.counters.gone_timeout += 1,
-            GoneReason::Disassociated => self.counters.gone_disassociated += 1,
-            GoneReason::LinkLost => self.counters.gone_link_lost += 1,
-            GoneReason::Local => self.counters.gone_local += 1,
+            GoneReason::Timeout => self.counters.count(Counter::GoneTimeout),
+            GoneReason::Disassociated => self.counters.count(Counter::GoneDisassociated),
+            GoneReason::LinkLost => self.counters.count(Counter::GoneLinkLost),
+            GoneReason::Local => self.counters.count(Counter::GoneLocal),
         }
         changes.push(Change::Gone { mac, reason });
     }
@@ -751,7 +729,7 @@ fn learn(
     at: Instant,
     changes: &mut Vec<Change>,
 ) {
-    if !is_client_address(&address, settings.node_client_prefix.as_ref()) {
+    if !is_routable_client_address(&address, settings.node_client_prefix.as_ref()) {
         return;
     }
     if let Some(known) = client.addresses.iter_mut().find(|(a, _)| *a == address) {
@@ -770,11 +748,11 @@ fn learn(
             .map(|(i, _)| i)
         {
             client.addresses.remove(oldest);
-            counters.addresses_evicted += 1;
+            counters.count(Counter::AddressesEvicted);
         }
     }
     client.addresses.push((address, at));
-    counters.addresses_learned += 1;
+    counters.count(Counter::AddressesLearned);
     changes.push(Change::AddressLearned { mac, address });
 }
 
@@ -786,7 +764,7 @@ fn add_tentative(
     address: Ipv6Addr,
     at: Instant,
 ) {
-    if !is_client_address(&address, settings.node_client_prefix.as_ref())
+    if !is_routable_client_address(&address, settings.node_client_prefix.as_ref())
         || client.addresses.iter().any(|(a, _)| *a == address)
         || client.tentative.iter().any(|(a, _)| *a == address)
     {
@@ -988,7 +966,7 @@ mod tests {
         }
         let view = &p.clients(t0 + secs(4))[0];
         assert_eq!(view.addresses, vec![ip("fddd:1::1"), ip("fddd:1::3")]);
-        assert_eq!(p.counters().addresses_evicted, 1);
+        assert_eq!(p.counters().get(Counter::AddressesEvicted), 1);
         // A neighbour sighting does not move the client off its port.
         assert_eq!(view.interface, "veth-c1");
     }
@@ -1043,7 +1021,7 @@ mod tests {
                 reason: GoneReason::Timeout
             }]
         );
-        assert_eq!(p.counters().gone_timeout, 1);
+        assert_eq!(p.counters().get(Counter::GoneTimeout), 1);
     }
 
     #[test]
@@ -1078,7 +1056,7 @@ mod tests {
         assert!(p
             .handle(now, seen(mac(2), Source::Fdb, "veth-c1", now - secs(160)))
             .is_empty());
-        assert_eq!(p.counters().ignored_stale, 2);
+        assert_eq!(p.counters().get(Counter::IgnoredStale), 2);
         let c = p.handle(now, seen(mac(2), Source::Fdb, "veth-c1", now - secs(20)));
         assert_eq!(appeared(&c)[0].idle, secs(20));
     }
@@ -1203,7 +1181,7 @@ mod tests {
         let views = appeared(&c);
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].addresses, vec![ip("fddd:1::100")]);
-        assert_eq!(p.counters().appeared, 2);
+        assert_eq!(p.counters().get(Counter::Appeared), 2);
     }
 
     #[test]
@@ -1225,7 +1203,7 @@ mod tests {
             seen(mac(1), Source::Neighbour, "br-client", t0 + secs(9)),
         );
         assert!(old.is_empty(), "{old:?}");
-        assert_eq!(p.counters().ignored_before_departure, 1);
+        assert_eq!(p.counters().get(Counter::IgnoredBeforeDeparture), 1);
         // A frame it sends after leaving is news: it is back.
         let report = NdMessage::MldReport(MldVersion::V2);
         p.handle(t0 + secs(12), Event::Tick);
@@ -1259,7 +1237,7 @@ mod tests {
             p.handle(t0, seen(mac(n), Source::Fdb, "veth-c1", t0));
         }
         assert_eq!(p.len(), 3);
-        assert_eq!(p.counters().refused_full, 2);
+        assert_eq!(p.counters().get(Counter::RefusedFull), 2);
         // Known clients are still refreshed.
         p.handle(
             t0 + secs(100),
@@ -1306,7 +1284,7 @@ mod tests {
             },
         );
         assert!(learned(&p.handle(t0 + secs(10), Event::Tick)).is_empty());
-        assert_eq!(p.counters().tentative_defended, 1);
+        assert_eq!(p.counters().get(Counter::TentativeDefended), 1);
 
         // Using a tentative address as a source (optimistic DAD) makes it learned at once.
         p.handle(t0 + secs(10), snooped(mac(2), "::", dad("fddd:1::8")));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use l3roamd_daemon::Shutdown;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::presence::{Change, ClientView, Counters, Event, Presence, Settings};
+use crate::presence::{Change, ClientView, Counter, Counters, Event, Presence, Settings};
 
 /// How often the clock is fed to the state machine.
 const TICK: Duration = Duration::from_secs(1);
@@ -122,13 +122,13 @@ async fn run(
             let _ = changes.send(change);
         }
     }
-    log_counters(&presence.counters());
+    log_counters(presence.counters());
 }
 
 /// Warns (at most once a tick) when new clients were refused because the
 /// table is full; returns the count warned about.
 fn warn_refused(presence: &Presence, warned: u64) -> u64 {
-    let refused = presence.counters().refused_full;
+    let refused = presence.counters().get(Counter::RefusedFull);
     if refused > warned {
         tracing::warn!(
             refused = refused - warned,
@@ -140,21 +140,12 @@ fn warn_refused(presence: &Presence, warned: u64) -> u64 {
 }
 
 fn log_counters(c: &Counters) {
-    tracing::info!(
-        appeared = c.appeared,
-        gone_timeout = c.gone_timeout,
-        gone_disassociated = c.gone_disassociated,
-        gone_link_lost = c.gone_link_lost,
-        gone_local = c.gone_local,
-        ignored_local = c.ignored_local,
-        ignored_stale = c.ignored_stale,
-        ignored_before_departure = c.ignored_before_departure,
-        refused_full = c.refused_full,
-        addresses_learned = c.addresses_learned,
-        addresses_evicted = c.addresses_evicted,
-        tentative_defended = c.tentative_defended,
-        "presence counters"
-    );
+    let line: Vec<String> = c
+        .list()
+        .iter()
+        .map(|(name, v)| format!("{name}={v}"))
+        .collect();
+    tracing::info!("presence counters: {}", line.join(" "));
 }
 
 fn log(change: &Change) {

@@ -1,5 +1,12 @@
 //! Core's side of client-db: claims, updates and forgets out; record
-//! updates, releases and claim results in (the Watch stream).
+//! updates, releases and claim results in (the Watch stream), whose
+//! snapshot after every (re)connect is framed by [`DbEvent::SnapshotStart`]
+//! and [`DbEvent::SnapshotDone`].
+//!
+//! Commands go out one after the other on one task, in the order the
+//! engine gave them, so a Claim and an Update for the same MAC cannot
+//! overtake each other; client-db answers each at once (a claim's result
+//! comes later, on the Watch stream), and the command queue is bounded.
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -11,7 +18,8 @@ use l3roamd_rpc::pb::client_db_client::ClientDbClient;
 use l3roamd_types::MacAddr;
 use tokio::sync::mpsc;
 
-use crate::backoff::Backoff;
+use l3roamd_rpc::{Follower, Peer};
+use tonic::transport::Channel;
 
 /// A request to client-db.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +35,10 @@ pub enum DbCommand {
 /// What client-db tells core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbEvent {
+    /// A Watch stream was (re)established: the snapshot follows.
+    SnapshotStart,
+    /// The snapshot is complete.
+    SnapshotDone,
     /// A record lists these addresses now (also every snapshot entry).
     Updated(MacAddr, Vec<Ipv6Addr>),
     /// Another node claimed the client.
@@ -38,10 +50,6 @@ pub enum DbEvent {
     },
     /// Our claim ended.
     ClaimDone(MacAddr),
-    /// The watch stream was (re)established: a snapshot follows.
-    SnapshotStart,
-    /// The snapshot is complete.
-    SnapshotDone,
 }
 
 fn record(r: &pb::ClientRecord) -> Option<DbEvent> {
@@ -54,6 +62,7 @@ fn record(r: &pb::ClientRecord) -> Option<DbEvent> {
     ))
 }
 
+/// The engine's event for client-db's `e`; `None` if it is malformed.
 fn event(e: &pb::ClientDbEvent) -> Option<DbEvent> {
     use pb::client_db_event::Event;
     match e.event.as_ref()? {
@@ -75,87 +84,119 @@ fn event(e: &pb::ClientDbEvent) -> Option<DbEvent> {
 /// Runs until shutdown: commands from `commands`, events to `events`.
 pub async fn run(
     socket: PathBuf,
-    mut commands: mpsc::Receiver<DbCommand>,
+    commands: mpsc::Receiver<DbCommand>,
     events: mpsc::Sender<DbEvent>,
     shutdown: Shutdown,
 ) {
-    let mut backoff = Backoff::new();
-    loop {
-        let result = tokio::select! {
-            r = follow(&socket, &mut commands, &events, &mut backoff) => r,
-            () = shutdown.requested() => return,
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "client-db not reachable");
-        }
-        // Commands given while client-db is away are dropped: clientmon's
-        // snapshot after reconnecting brings every client back.
-        while commands.try_recv().is_ok() {}
-        if events.is_closed() || !backoff.wait(&shutdown).await {
-            return;
-        }
+    // Commands given while client-db is away are dropped: clientmon's
+    // snapshot after reconnecting brings every client back.
+    Follower::<ClientDb>::new(Some(commands), events)
+        .run(socket, shutdown)
+        .await;
+}
+
+/// client-db's Watch stream and the commands core sends it.
+struct ClientDb;
+
+impl Peer for ClientDb {
+    const NAME: &'static str = "client-db";
+    type Client = ClientDbClient<Channel>;
+    type Message = pb::ClientDbEvent;
+    type Event = DbEvent;
+    type Request = DbCommand;
+
+    async fn open(
+        channel: Channel,
+    ) -> Result<(Self::Client, tonic::Streaming<pb::ClientDbEvent>), tonic::Status> {
+        let mut client = ClientDbClient::new(channel);
+        let stream = client
+            .watch(pb::WatchClientDbRequest {})
+            .await?
+            .into_inner();
+        Ok((client, stream))
+    }
+
+    fn snapshot_start() -> DbEvent {
+        DbEvent::SnapshotStart
+    }
+
+    fn convert(message: &pb::ClientDbEvent) -> Option<DbEvent> {
+        event(message)
+    }
+
+    async fn send(client: Self::Client, command: DbCommand) {
+        send(client, command).await;
     }
 }
 
-async fn follow(
-    socket: &std::path::Path,
-    commands: &mut mpsc::Receiver<DbCommand>,
-    events: &mpsc::Sender<DbEvent>,
-    backoff: &mut Backoff,
-) -> Result<(), String> {
-    let channel = l3roamd_rpc::connect(socket)
-        .await
-        .map_err(|e| e.to_string())?;
-    let client = ClientDbClient::new(channel);
-    let mut stream = client
-        .clone()
-        .watch(pb::WatchClientDbRequest {})
-        .await
-        .map_err(|e| e.to_string())?
-        .into_inner();
-    backoff.reset();
-    tracing::info!("following client-db");
-    if events.send(DbEvent::SnapshotStart).await.is_err() {
-        return Ok(());
+/// Sends one command; client-db answers at once (a claim's result comes
+/// later, on the Watch stream).
+async fn send(mut client: ClientDbClient<Channel>, command: DbCommand) {
+    let result = match &command {
+        DbCommand::Claim(mac) => client
+            .claim(pb::ClaimRequest {
+                mac: Some((*mac).into()),
+            })
+            .await
+            .map(|_| ()),
+        DbCommand::Update(mac, addresses) => client
+            .update(pb::UpdateClientRequest {
+                mac: Some((*mac).into()),
+                addresses: addresses.iter().map(|a| (*a).into()).collect(),
+            })
+            .await
+            .map(|_| ()),
+        DbCommand::Forget(mac) => client
+            .forget(pb::ForgetClientRequest {
+                mac: Some((*mac).into()),
+            })
+            .await
+            .map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(?command, error = %e, "client-db request failed");
     }
-    loop {
-        tokio::select! {
-            command = commands.recv() => {
-                let Some(command) = command else { return Ok(()) };
-                let mut client = client.clone();
-                tokio::spawn(async move {
-                    let result = match &command {
-                        DbCommand::Claim(mac) => client
-                            .claim(pb::ClaimRequest { mac: Some((*mac).into()) })
-                            .await
-                            .map(|_| ()),
-                        DbCommand::Update(mac, addresses) => client
-                            .update(pb::UpdateClientRequest {
-                                mac: Some((*mac).into()),
-                                addresses: addresses.iter().map(|a| (*a).into()).collect(),
-                            })
-                            .await
-                            .map(|_| ()),
-                        DbCommand::Forget(mac) => client
-                            .forget(pb::ForgetClientRequest { mac: Some((*mac).into()) })
-                            .await
-                            .map(|_| ()),
-                    };
-                    if let Err(e) = result {
-                        tracing::warn!(?command, error = %e, "client-db request failed");
-                    }
-                });
-            }
-            message = stream.message() => {
-                let Some(e) = message.map_err(|e| e.to_string())? else {
-                    return Err("client-db closed the stream".to_string());
-                };
-                if let Some(ev) = event(&e) {
-                    if events.send(ev).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::client_db_event::Event;
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn ev(e: Event) -> pb::ClientDbEvent {
+        pb::ClientDbEvent { event: Some(e) }
+    }
+
+    #[test]
+    fn snapshot_done_is_passed_on() {
+        assert_eq!(
+            event(&ev(Event::SnapshotDone(pb::SnapshotDone {}))),
+            Some(DbEvent::SnapshotDone)
+        );
+    }
+
+    #[test]
+    fn releases_and_claim_results_convert() {
+        let node: Ipv6Addr = "fdff::2".parse().unwrap();
+        assert_eq!(
+            event(&ev(Event::Release(pb::ReleaseClient {
+                mac: Some(MAC.into()),
+                claimed_by: Some(node.into()),
+            }))),
+            Some(DbEvent::Release {
+                mac: MAC,
+                claimed_by: node
+            })
+        );
+        assert_eq!(
+            event(&ev(Event::Release(pb::ReleaseClient {
+                mac: Some(MAC.into()),
+                claimed_by: None,
+            }))),
+            None
+        );
+        assert_eq!(event(&pb::ClientDbEvent { event: None }), None);
     }
 }

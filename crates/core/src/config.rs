@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use l3roamd_daemon::config::check_interface_name;
+use l3roamd_daemon::limits;
 use l3roamd_daemon::ConfigError;
 use serde::Deserialize;
 
@@ -97,8 +98,16 @@ const RESERVED_PROTOCOLS: &[(u8, &str)] = &[
     (42, "babel"),
 ];
 
+/// Most packets or destinations the held-packet queue may be given.
+const MAX_QUEUE: u64 = 1 << 16;
+/// Most bytes the held-packet queue may be given: 64 MiB.
+const MAX_QUEUE_BYTES: usize = 64 << 20;
+/// Most ICMPv6 errors per second (0 sends none).
+const MAX_UNREACHABLE_PER_SECOND: u32 = 10_000;
+
 impl CoreConfig {
-    /// Checks what the types alone cannot.
+    /// Checks what the types alone cannot; every duration and count is
+    /// bounded, so that no value makes the timers' arithmetic overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_interface_name("core.tun_device", &self.tun_device)?;
         for (key, protocol) in [
@@ -128,22 +137,45 @@ impl CoreConfig {
                 format!("table {} cannot hold host routes", self.export_table),
             ));
         }
-        for (value, key) in [
-            (self.hold_time_ms, "core.hold_time_ms"),
-            (self.reseek_interval_ms, "core.reseek_interval_ms"),
-            (self.found_time_ms, "core.found_time_ms"),
-            (
-                self.queue_per_destination as u64,
-                "core.queue_per_destination",
-            ),
-            (self.queue_packets as u64, "core.queue_packets"),
-            (self.queue_destinations as u64, "core.queue_destinations"),
-            (self.max_clients as u64, "core.max_clients"),
+        for (key, value, min) in [
+            ("core.hold_time_ms", self.hold_time_ms, 1),
+            ("core.reseek_interval_ms", self.reseek_interval_ms, 1),
+            ("core.found_time_ms", self.found_time_ms, 1),
+            ("core.handover_ms", self.handover_ms, 0),
+            ("core.gone_grace_ms", self.gone_grace_ms, 0),
         ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be greater than 0"));
-            }
+            limits::millis(key, value, min)?;
         }
+        for (key, value, max) in [
+            (
+                "core.queue_per_destination",
+                self.queue_per_destination,
+                MAX_QUEUE,
+            ),
+            ("core.queue_packets", self.queue_packets, MAX_QUEUE),
+            (
+                "core.queue_destinations",
+                self.queue_destinations,
+                MAX_QUEUE,
+            ),
+            ("core.max_clients", self.max_clients, limits::MAX_COUNT),
+        ] {
+            limits::count(key, value, max)?;
+        }
+        limits::in_range(
+            "core.queue_bytes",
+            self.queue_bytes,
+            1280,
+            MAX_QUEUE_BYTES,
+            " bytes",
+        )?;
+        limits::in_range(
+            "core.unreachable_per_second",
+            self.unreachable_per_second,
+            0,
+            MAX_UNREACHABLE_PER_SECOND,
+            "",
+        )?;
         if self.host_route_metric >= 96 {
             return Err(ConfigError::invalid(
                 "core.host_route_metric",
@@ -163,12 +195,6 @@ impl CoreConfig {
                 ),
             ));
         }
-        if self.queue_bytes < 1280 {
-            return Err(ConfigError::invalid(
-                "core.queue_bytes",
-                "must hold at least one 1280-byte packet",
-            ));
-        }
         Ok(())
     }
 
@@ -183,6 +209,61 @@ impl CoreConfig {
             reseek_interval: Duration::from_millis(self.reseek_interval_ms),
             found_time: Duration::from_millis(self.found_time_ms),
             unreachable_per_second: self.unreachable_per_second,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(section: &str) -> Result<CoreConfig, ConfigError> {
+        l3roamd_daemon::limits::try_section(
+            "[mesh]\nnode_address = \"fdff::1\"",
+            "core",
+            section,
+            CoreConfig::validate,
+        )
+    }
+
+    fn key_of(section: &str) -> String {
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load("").unwrap();
+        assert_eq!(c.limits().found_time, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_absurd_found_time_is_rejected_naming_the_key() {
+        let err = load("found_time_ms = 9223372036854775807").unwrap_err();
+        assert_eq!(err.key(), Some("core.found_time_ms"));
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+
+    #[test]
+    fn every_duration_and_count_is_bounded() {
+        for (line, key) in [
+            ("hold_time_ms = 0", "core.hold_time_ms"),
+            ("hold_time_ms = 86400001", "core.hold_time_ms"),
+            ("reseek_interval_ms = 86400001", "core.reseek_interval_ms"),
+            ("gone_grace_ms = 86400001", "core.gone_grace_ms"),
+            ("queue_per_destination = 0", "core.queue_per_destination"),
+            ("queue_packets = 100000000", "core.queue_packets"),
+            ("queue_destinations = 100000000", "core.queue_destinations"),
+            ("queue_bytes = 1000", "core.queue_bytes"),
+            ("queue_bytes = 100000000000", "core.queue_bytes"),
+            ("max_clients = 0", "core.max_clients"),
+            ("max_clients = 100000000", "core.max_clients"),
+            (
+                "unreachable_per_second = 100000",
+                "core.unreachable_per_second",
+            ),
+            ("handover_ms = 40000", "core.handover_ms"),
+        ] {
+            assert_eq!(key_of(line), key, "{line}");
         }
     }
 }

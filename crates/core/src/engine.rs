@@ -33,8 +33,8 @@ use crate::icmp::unreachable_message;
 use crate::kernel::{
     DataLink, IcmpErrors, Kernel, Parts, Platform, Route, RouteChange, RouteEvents, TunDevice,
 };
+use crate::ndproxy::{FoundNeighbour, NeighbourEvent};
 use crate::roaming::{self, Phase, Roaming};
-use crate::seeker::FoundNeighbour;
 use crate::CoreConfig;
 
 /// How often the timers of both state machines run.
@@ -86,7 +86,7 @@ pub struct Channels {
     /// Seek requests to ndproxy.
     pub seeks: mpsc::Sender<Ipv6Addr>,
     /// Neighbours ndproxy found.
-    pub found: mpsc::Receiver<FoundNeighbour>,
+    pub found: mpsc::Receiver<NeighbourEvent>,
     /// Client presence from clientmon.
     pub presence: mpsc::Receiver<PresenceEvent>,
     /// Requests to client-db.
@@ -277,7 +277,7 @@ impl<P: Platform> Engine<P> {
                     self.route_change(change).await;
                 }
                 found = self.channels.found.recv() => {
-                    if let Some(found) = found {
+                    if let Some(NeighbourEvent::Found(found)) = found {
                         self.neighbour_found(found).await;
                     }
                 }
@@ -939,7 +939,7 @@ mod tests {
         seeks: mpsc::Receiver<Ipv6Addr>,
         // Kept so the engine's receivers stay open.
         _senders: (
-            mpsc::Sender<FoundNeighbour>,
+            mpsc::Sender<NeighbourEvent>,
             mpsc::Sender<PresenceEvent>,
             mpsc::Sender<DbEvent>,
             Handle,

@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
+use l3roamd_daemon::TokenBucket;
 use l3roamd_types::Ipv6Prefix;
 
 /// The limits and timers of the queue.
@@ -74,59 +75,21 @@ pub enum Action {
     Unreachable(Vec<u8>),
 }
 
-/// Why packets were dropped, and what else happened, for the status RPC.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Packets read from the TUN device.
-    pub received: u64,
-    /// Packets held (queued).
-    pub held: u64,
-    /// Packets re-sent through a new host route.
-    pub reinjected: u64,
-    /// Packets sent to a finder, encapsulated.
-    pub forwarded: u64,
-    /// Not an IPv6 packet, or too short.
-    pub dropped_malformed: u64,
-    /// Destination outside the client prefixes.
-    pub dropped_not_client: u64,
-    /// The destination's queue was full.
-    pub dropped_destination_full: u64,
-    /// The whole queue was full (packets or bytes).
-    pub dropped_queue_full: u64,
-    /// Too many destinations sought at once.
-    pub dropped_too_many_destinations: u64,
-    /// Nobody answered within the hold time.
-    pub dropped_expired: u64,
-    /// ICMPv6 unreachable errors sent.
-    pub unreachable_sent: u64,
-    /// ICMPv6 unreachable errors not sent because of the rate limit.
-    pub unreachable_suppressed: u64,
-    /// Seeks requested.
-    pub seeks: u64,
-}
-
-impl Counters {
-    /// Name and value of every counter, for the status RPC.
-    pub fn list(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("tun_received", self.received),
-            ("held", self.held),
-            ("reinjected", self.reinjected),
-            ("forwarded_to_finder", self.forwarded),
-            ("dropped_malformed", self.dropped_malformed),
-            ("dropped_not_client", self.dropped_not_client),
-            ("dropped_destination_full", self.dropped_destination_full),
-            ("dropped_queue_full", self.dropped_queue_full),
-            (
-                "dropped_too_many_destinations",
-                self.dropped_too_many_destinations,
-            ),
-            ("dropped_expired", self.dropped_expired),
-            ("unreachable_sent", self.unreachable_sent),
-            ("unreachable_suppressed", self.unreachable_suppressed),
-            ("seeks", self.seeks),
-        ]
-    }
+l3roamd_daemon::counters! {
+    "Why packets were dropped, and what else happened, for the status RPC.";
+    Received => "tun_received": "Packets read from the TUN device.",
+    Held => "held": "Packets held (queued).",
+    Reinjected => "reinjected": "Packets re-sent through a new host route.",
+    Forwarded => "forwarded_to_finder": "Packets sent to a finder, encapsulated.",
+    DroppedMalformed => "dropped_malformed": "Not an IPv6 packet, or too short.",
+    DroppedNotClient => "dropped_not_client": "Destination outside the client prefixes.",
+    DroppedDestinationFull => "dropped_destination_full": "The destination's queue was full.",
+    DroppedQueueFull => "dropped_queue_full": "The whole queue was full (packets or bytes).",
+    DroppedTooManyDestinations => "dropped_too_many_destinations": "Too many destinations sought at once.",
+    DroppedExpired => "dropped_expired": "Nobody answered within the hold time.",
+    UnreachableSent => "unreachable_sent": "ICMPv6 unreachable errors sent.",
+    UnreachableSuppressed => "unreachable_suppressed": "ICMPv6 unreachable errors not sent because of the rate limit.",
+    Seeks => "seeks": "Seeks requested.",
 }
 
 /// The source and destination of an IPv6 packet, `None` if it is not one.
@@ -152,33 +115,6 @@ struct Found {
     until: Instant,
 }
 
-/// A token bucket of one second.
-#[derive(Debug)]
-struct RateLimit {
-    per_second: u32,
-    tokens: u32,
-    refilled: Option<Instant>,
-}
-
-impl RateLimit {
-    fn allow(&mut self, now: Instant) -> bool {
-        let refill = match self.refilled {
-            None => true,
-            Some(t) => now.saturating_duration_since(t) >= Duration::from_secs(1),
-        };
-        if refill {
-            self.tokens = self.per_second;
-            self.refilled = Some(now);
-        }
-        if self.tokens > 0 {
-            self.tokens -= 1;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The held packets of all destinations.
 #[derive(Debug)]
 pub struct HeldPackets {
@@ -188,18 +124,16 @@ pub struct HeldPackets {
     found: HashMap<Ipv6Addr, Found>,
     total_packets: usize,
     total_bytes: usize,
-    unreachable: RateLimit,
+    unreachable: TokenBucket,
     counters: Counters,
 }
 
 impl HeldPackets {
     /// An empty queue for destinations in the client `prefixes`.
     pub fn new(limits: Limits, prefixes: Vec<Ipv6Prefix>) -> HeldPackets {
-        let unreachable = RateLimit {
-            per_second: limits.unreachable_per_second,
-            tokens: 0,
-            refilled: None,
-        };
+        // At most `unreachable_per_second` in any second, none saved up beyond.
+        let unreachable =
+            TokenBucket::new(limits.unreachable_per_second, limits.unreachable_per_second);
         HeldPackets {
             limits,
             prefixes,
@@ -236,18 +170,18 @@ impl HeldPackets {
 
     /// A packet fell into the catch-all.
     pub fn packet(&mut self, packet: Vec<u8>, now: Instant) -> Vec<Action> {
-        self.counters.received += 1;
+        self.counters.count(Counter::Received);
         let Some((_, dst)) = addresses(&packet) else {
-            self.counters.dropped_malformed += 1;
+            self.counters.count(Counter::DroppedMalformed);
             return Vec::new();
         };
         if !self.prefixes.iter().any(|p| p.contains(&dst)) {
-            self.counters.dropped_not_client += 1;
+            self.counters.count(Counter::DroppedNotClient);
             return Vec::new();
         }
         if let Some(found) = self.found.get(&dst) {
             if found.until > now {
-                self.counters.forwarded += 1;
+                self.counters.count(Counter::Forwarded);
                 return vec![Action::Forward {
                     node: found.node,
                     packet,
@@ -258,7 +192,7 @@ impl HeldPackets {
         let mut actions = Vec::new();
         if !self.waiting.contains_key(&dst) {
             if self.waiting.len() >= self.limits.destinations {
-                self.counters.dropped_too_many_destinations += 1;
+                self.counters.count(Counter::DroppedTooManyDestinations);
                 return Vec::new();
             }
             self.waiting.insert(
@@ -269,25 +203,25 @@ impl HeldPackets {
                     last_seek: now,
                 },
             );
-            self.counters.seeks += 1;
+            self.counters.count(Counter::Seeks);
             actions.push(Action::Seek(dst));
         }
         if self.total_packets >= self.limits.total_packets
             || self.total_bytes + packet.len() > self.limits.total_bytes
         {
-            self.counters.dropped_queue_full += 1;
+            self.counters.count(Counter::DroppedQueueFull);
             return actions;
         }
         let Some(waiting) = self.waiting.get_mut(&dst) else {
             return actions;
         };
         if waiting.packets.len() >= self.limits.per_destination {
-            self.counters.dropped_destination_full += 1;
+            self.counters.count(Counter::DroppedDestinationFull);
             return actions;
         }
         self.total_packets += 1;
         self.total_bytes += packet.len();
-        self.counters.held += 1;
+        self.counters.count(Counter::Held);
         waiting.packets.push_back(packet);
         actions
     }
@@ -297,7 +231,7 @@ impl HeldPackets {
     pub fn route_appeared(&mut self, dst: Ipv6Addr) -> Vec<Action> {
         self.found.remove(&dst);
         let packets = self.take(&dst);
-        self.counters.reinjected += packets.len() as u64;
+        self.counters.add(Counter::Reinjected, packets.len() as u64);
         packets.into_iter().map(Action::Reinject).collect()
     }
 
@@ -311,15 +245,14 @@ impl HeldPackets {
             // Full: the packets keep waiting for the route instead.
             return Vec::new();
         }
-        self.found.insert(
-            dst,
-            Found {
-                node,
-                until: now + self.limits.found_time,
-            },
-        );
+        // The configuration bounds found_time; an Instant that cannot be
+        // represented means no direct forwarding rather than a panic.
+        let Some(until) = now.checked_add(self.limits.found_time) else {
+            return Vec::new();
+        };
+        self.found.insert(dst, Found { node, until });
         let packets = self.take(&dst);
-        self.counters.forwarded += packets.len() as u64;
+        self.counters.add(Counter::Forwarded, packets.len() as u64);
         packets
             .into_iter()
             .map(|packet| Action::Forward { node, packet })
@@ -349,19 +282,19 @@ impl HeldPackets {
             .collect();
         for dst in expired {
             for packet in self.take(&dst) {
-                self.counters.dropped_expired += 1;
-                if self.unreachable.allow(now) {
-                    self.counters.unreachable_sent += 1;
+                self.counters.count(Counter::DroppedExpired);
+                if self.unreachable.take(now) {
+                    self.counters.count(Counter::UnreachableSent);
                     actions.push(Action::Unreachable(packet));
                 } else {
-                    self.counters.unreachable_suppressed += 1;
+                    self.counters.count(Counter::UnreachableSuppressed);
                 }
             }
         }
         for (dst, waiting) in &mut self.waiting {
             if now.saturating_duration_since(waiting.last_seek) >= self.limits.reseek_interval {
                 waiting.last_seek = now;
-                self.counters.seeks += 1;
+                self.counters.count(Counter::Seeks);
                 actions.push(Action::Seek(*dst));
             }
         }
@@ -533,9 +466,9 @@ mod tests {
         let c = q.counters();
         assert_eq!(
             (
-                c.dropped_expired,
-                c.unreachable_sent,
-                c.unreachable_suppressed
+                c.get(Counter::DroppedExpired),
+                c.get(Counter::UnreachableSent),
+                c.get(Counter::UnreachableSuppressed)
             ),
             (5, 2, 3)
         );
@@ -557,13 +490,13 @@ mod tests {
             q.packet(packet(GW, C1, tag), t0);
         }
         assert_eq!(q.len(), 2);
-        assert_eq!(q.counters().dropped_destination_full, 2);
+        assert_eq!(q.counters().get(Counter::DroppedDestinationFull), 2);
         q.packet(packet(GW, "fddd:1::2", 0), t0);
         q.packet(packet(GW, "fddd:1::2", 1), t0);
         assert_eq!(q.len(), 3);
-        assert_eq!(q.counters().dropped_queue_full, 1);
+        assert_eq!(q.counters().get(Counter::DroppedQueueFull), 1);
         assert_eq!(q.packet(packet(GW, "fddd:1::3", 0), t0), vec![]);
-        assert_eq!(q.counters().dropped_too_many_destinations, 1);
+        assert_eq!(q.counters().get(Counter::DroppedTooManyDestinations), 1);
         assert_eq!(q.destinations(), 2);
     }
 
@@ -576,7 +509,13 @@ mod tests {
         }
         assert!(q.packet(packet(GW, "2001:db8::9", 0), t0).is_empty());
         let c = q.counters();
-        assert_eq!((c.dropped_malformed, c.dropped_not_client), (3, 1));
+        assert_eq!(
+            (
+                c.get(Counter::DroppedMalformed),
+                c.get(Counter::DroppedNotClient)
+            ),
+            (3, 1)
+        );
         assert_eq!(q.len(), 0);
     }
 }

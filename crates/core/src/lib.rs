@@ -1,7 +1,6 @@
 //! l3roamd-core: host routes, the TUN catch-all and the queue of held
 //! packets; the only gRPC client of the other four daemons.
 
-mod backoff;
 mod clientdb;
 mod clientmon;
 mod config;
@@ -12,11 +11,11 @@ mod icmp;
 mod kernel;
 #[cfg(test)]
 mod mock;
+mod ndproxy;
 mod netlink;
 mod peers;
 mod roaming;
 mod rpc;
-mod seeker;
 mod tun;
 
 use std::ffi::OsString;
@@ -118,7 +117,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     )?;
     engine.start().await?;
     let shutdown = &ctx.shutdown;
-    tokio::spawn(seeker::run(
+    tokio::spawn(ndproxy::run(
         ndproxy_socket,
         seek_rx,
         found_tx,

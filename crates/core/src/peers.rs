@@ -13,7 +13,7 @@ use l3roamd_rpc::pb::PeerState;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::backoff::Backoff;
+use l3roamd_daemon::Backoff;
 
 /// One peer's state as shown by the status RPC.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ impl Peers {
 
     /// Connects, follows the health stream, and reconnects until shutdown.
     async fn supervise(&self, index: usize, socket: PathBuf, shutdown: Shutdown) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::rpc();
         loop {
             self.update(index, |p| p.state = PeerState::Connecting);
             let result = tokio::select! {

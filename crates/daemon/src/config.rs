@@ -323,10 +323,7 @@ impl MeshConfig {
     }
 }
 
-/// fe80::/10.
-pub fn is_link_local(addr: &Ipv6Addr) -> bool {
-    addr.segments()[0] & 0xffc0 == 0xfe80
-}
+pub use l3roamd_types::addr::is_link_local;
 
 impl RuntimeConfig {
     /// Checks the log level.

@@ -7,13 +7,21 @@
 //! runtime (routers have little memory and one or two cores) and reports the
 //! outcome as the process exit code.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
+mod counters;
+pub mod limits;
 pub mod logging;
+pub mod nonces;
+pub mod rate;
 mod shutdown;
 
+pub use backoff::Backoff;
 pub use cli::DaemonArgs;
 pub use config::{Config, ConfigError, MeshConfig, RuntimeConfig};
+pub use nonces::Nonces;
+pub use rate::TokenBucket;
 pub use shutdown::Shutdown;
 
 use std::ffi::OsString;

@@ -80,40 +80,26 @@ impl Default for NdproxyConfig {
 
 // ===== validation =====
 
-/// Largest table size accepted: far more than a router has memory for.
-const MAX_CAPACITY: usize = 1 << 20;
-/// Longest time accepted for any window: one day.
-const MAX_MS: u64 = 86_400_000;
+use l3roamd_daemon::limits::{self, MAX_COUNT};
+
+/// Most packets per second (and burst) accepted for a rate.
+const MAX_RATE: u32 = 100_000;
 
 fn key(name: &str) -> String {
     format!("{SECTION}.{name}")
 }
 
-fn positive_u32(name: &str, value: u32) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::invalid(key(name), "must be at least 1"));
-    }
-    Ok(())
+/// A rate or burst: from 1 to [`MAX_RATE`].
+fn rate(name: &str, value: u32) -> Result<(), ConfigError> {
+    limits::in_range(&key(name), value, 1, MAX_RATE, "")
 }
 
 fn capacity(name: &str, value: usize) -> Result<(), ConfigError> {
-    if value == 0 || value > MAX_CAPACITY {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value} is out of range (1 to {MAX_CAPACITY})"),
-        ));
-    }
-    Ok(())
+    limits::count(&key(name), value, MAX_COUNT)
 }
 
 fn millis(name: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 || value > MAX_MS {
-        return Err(ConfigError::invalid(
-            key(name),
-            format!("{value} ms is out of range (1 to {MAX_MS})"),
-        ));
-    }
-    Ok(())
+    limits::millis(&key(name), value, 1)
 }
 
 impl NdproxyConfig {
@@ -126,12 +112,12 @@ impl NdproxyConfig {
         {
             return Err(ConfigError::invalid(key("socket"), "must not be empty"));
         }
-        positive_u32("seeks_per_second", self.seeks_per_second)?;
-        positive_u32("seek_burst", self.seek_burst)?;
-        positive_u32("mesh_solicits_per_second", self.mesh_solicits_per_second)?;
-        positive_u32("mesh_solicit_burst", self.mesh_solicit_burst)?;
-        positive_u32("mesh_forwards_per_second", self.mesh_forwards_per_second)?;
-        positive_u32("mesh_forward_burst", self.mesh_forward_burst)?;
+        rate("seeks_per_second", self.seeks_per_second)?;
+        rate("seek_burst", self.seek_burst)?;
+        rate("mesh_solicits_per_second", self.mesh_solicits_per_second)?;
+        rate("mesh_solicit_burst", self.mesh_solicit_burst)?;
+        rate("mesh_forwards_per_second", self.mesh_forwards_per_second)?;
+        rate("mesh_forward_burst", self.mesh_forward_burst)?;
         millis("seek_min_interval_ms", self.seek_min_interval_ms)?;
         millis("seek_max_interval_ms", self.seek_max_interval_ms)?;
         if self.seek_max_interval_ms < self.seek_min_interval_ms {
@@ -187,7 +173,6 @@ impl NdproxyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use l3roamd_daemon::Config;
 
     const MESH: &str = r#"
         [mesh]
@@ -197,18 +182,11 @@ mod tests {
     "#;
 
     fn load(section: &str) -> Result<NdproxyConfig, ConfigError> {
-        let config = Config::from_toml(&format!("{MESH}\n[ndproxy]\n{section}\n"))?;
-        let ndproxy: NdproxyConfig = config.section(SECTION)?;
-        ndproxy.validate()?;
-        Ok(ndproxy)
+        l3roamd_daemon::limits::try_section(MESH, SECTION, section, NdproxyConfig::validate)
     }
 
     fn key_of(section: &str) -> String {
-        load(section)
-            .expect_err("must fail")
-            .key()
-            .unwrap_or_default()
-            .to_string()
+        l3roamd_daemon::limits::rejected_key(load(section)).unwrap_or_default()
     }
 
     #[test]
@@ -224,6 +202,11 @@ mod tests {
     fn errors_name_the_key() {
         assert_eq!(key_of("seeks_per_second = 0"), "ndproxy.seeks_per_second");
         assert_eq!(key_of("seeks_per_second = -1"), "ndproxy.seeks_per_second");
+        assert_eq!(
+            key_of("seeks_per_second = 1000000"),
+            "ndproxy.seeks_per_second"
+        );
+        assert_eq!(key_of("found_keep_ms = 86400001"), "ndproxy.found_keep_ms");
         assert_eq!(key_of("seek_burst = \"many\""), "ndproxy.seek_burst");
         assert_eq!(
             key_of("seek_max_interval_ms = 100"),

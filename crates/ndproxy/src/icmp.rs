@@ -12,11 +12,10 @@
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
+use l3roamd_net::PktinfoSocket;
 use l3roamd_types::MacAddr;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
 
-use crate::mesh::register;
 use crate::nd;
 use crate::pktinfo::{self, Received};
 
@@ -35,7 +34,7 @@ fn pass_only(kind: u8) -> [u32; 8] {
 /// The ICMPv6 socket of the client links.
 #[derive(Debug)]
 pub struct IcmpSocket {
-    fd: AsyncFd<Socket>,
+    socket: PktinfoSocket<Socket>,
 }
 
 impl IcmpSocket {
@@ -56,7 +55,7 @@ impl IcmpSocket {
         socket.set_unicast_hops_v6(hops)?;
         socket.set_multicast_loop_v6(false)?;
         Ok(IcmpSocket {
-            fd: register(socket)?,
+            socket: PktinfoSocket::new(socket)?,
         })
     }
 
@@ -72,26 +71,12 @@ impl IcmpSocket {
     ) -> io::Result<()> {
         let message = nd::encode_solicitation(target, mac);
         let destination = SocketAddrV6::new(nd::solicited_node(target), 0, 0, ifindex);
-        let sent = pktinfo::send(self.fd.get_ref(), &message, destination, source, ifindex)?;
-        if sent == message.len() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "message cut short",
-            ))
-        }
+        self.socket.send(&message, destination, source, ifindex)
     }
 
     /// Waits for the next ICMPv6 message the filter lets through.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| pktinfo::recv(fd, buf)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        self.socket.recv(buf).await
     }
 }
 

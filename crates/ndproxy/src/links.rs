@@ -65,7 +65,7 @@ pub struct IfAddr {
 impl IfAddr {
     /// A link-local address that can be used as a source now.
     fn is_usable_link_local(&self) -> bool {
-        l3roamd_daemon::config::is_link_local(&self.addr)
+        l3roamd_types::addr::is_link_local(&self.addr)
             && self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0
     }
 }

@@ -14,23 +14,15 @@
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
+use l3roamd_net::PktinfoSocket;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use crate::pktinfo::{self, Received};
-
-/// Hands `socket` to tokio's reactor, for reading.
-pub(crate) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
-    // SAFETY: a `Socket` owns its file descriptor, which stays open and
-    // unchanged until the `AsyncFd` drops it.
-    Ok(unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?)
-}
 
 /// The intercom socket of one mesh interface.
 #[derive(Debug)]
 pub struct MeshSocket {
-    fd: AsyncFd<Socket>,
+    socket: PktinfoSocket<Socket>,
     ifindex: u32,
     group: SocketAddrV6,
 }
@@ -51,7 +43,7 @@ impl MeshSocket {
         socket.set_multicast_loop_v6(false)?;
         pktinfo::set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         Ok(MeshSocket {
-            fd: register(socket)?,
+            socket: PktinfoSocket::new(socket)?,
             ifindex,
             group,
         })
@@ -64,31 +56,12 @@ impl MeshSocket {
 
     /// Multicasts `bytes` to the group on this interface from `source`.
     pub fn send(&self, bytes: &[u8], source: Ipv6Addr) -> io::Result<()> {
-        let sent = pktinfo::send(
-            self.fd.get_ref(),
-            bytes,
-            self.group,
-            Some(source),
-            self.ifindex,
-        )?;
-        if sent == bytes.len() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "datagram cut short",
-            ))
-        }
+        self.socket
+            .send(bytes, self.group, Some(source), self.ifindex)
     }
 
     /// Waits for the next datagram.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| pktinfo::recv(fd, buf)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        self.socket.recv(buf).await
     }
 }

@@ -118,40 +118,12 @@ pub enum SeekOutcome {
     SuppressedRate,
 }
 
-/// Whether `addr` can be sought: a unicast address that is neither
-/// unspecified, loopback nor link-local (which means nothing off its link).
-pub fn is_seekable(addr: &Ipv6Addr) -> bool {
-    !(addr.is_unspecified()
-        || addr.is_loopback()
-        || addr.is_multicast()
-        || l3roamd_daemon::config::is_link_local(addr))
-}
+pub use l3roamd_types::addr::is_seekable;
 
 // ===== counters =====
 
-macro_rules! counters {
-    ($($variant:ident => $name:literal: $doc:literal,)*) => {
-        /// One counter of ndproxy, shown by `GetStatus`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Counter {
-            $(#[doc = $doc] $variant,)*
-        }
-
-        impl Counter {
-            /// Every counter, in the order `GetStatus` lists them.
-            pub const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
-
-            /// Its name as shown to operators.
-            pub const fn name(self) -> &'static str {
-                match self {
-                    $(Counter::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-
-counters! {
+l3roamd_daemon::counters! {
+    "One counter of ndproxy, shown by `GetStatus`.";
     SeeksRequested => "seeks_requested": "Seeks core asked for (valid addresses).",
     SeeksSent => "seeks_sent": "Seeks core asked for that were flooded and solicited.",
     SeeksSuppressedBackoff => "seeks_suppressed_backoff": "Seeks suppressed: same address sought too recently.",
@@ -187,79 +159,9 @@ counters! {
     WatchersLagged => "watchers_lagged": "Watch streams ended because the watcher fell behind.",
 }
 
-/// The values of every [`Counter`].
-#[derive(Debug, Clone)]
-pub struct Counters {
-    values: [u64; Counter::ALL.len()],
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            values: [0; Counter::ALL.len()],
-        }
-    }
-}
-
-impl Counters {
-    /// Adds one to `counter`.
-    pub fn add(&mut self, counter: Counter) {
-        if let Some(value) = self.values.get_mut(counter as usize) {
-            *value = value.saturating_add(1);
-        }
-    }
-
-    /// The value of `counter`.
-    pub fn get(&self, counter: Counter) -> u64 {
-        self.values.get(counter as usize).copied().unwrap_or(0)
-    }
-
-    /// Every counter with its name, zeros included.
-    pub fn list(&self) -> Vec<(&'static str, u64)> {
-        Counter::ALL
-            .iter()
-            .map(|c| (c.name(), self.get(*c)))
-            .collect()
-    }
-}
-
 // ===== rate limiting =====
 
-/// A token bucket: `rate` tokens per second, at most `burst` saved up.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> TokenBucket {
-        let burst = f64::from(burst.max(1));
-        TokenBucket {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Takes a token if one is there at `now`.
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if now > self.last {
-            self.last = now;
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+use l3roamd_daemon::TokenBucket;
 
 /// The per-address backoff of seeks requested by core.
 #[derive(Debug, Clone, Copy)]
@@ -348,7 +250,6 @@ impl Seeks {
         client_ifaces: Vec<String>,
         next_node_mac: Option<MacAddr>,
         limits: Limits,
-        now: Instant,
     ) -> Seeks {
         Seeks {
             node,
@@ -357,16 +258,14 @@ impl Seeks {
             next_node_mac,
             own_macs: Vec::new(),
             seen: SeenCache::new(limits.seen_window, limits.seen_capacity),
-            seek_bucket: TokenBucket::new(limits.seeks_per_second, limits.seek_burst, now),
+            seek_bucket: TokenBucket::new(limits.seeks_per_second, limits.seek_burst.max(1)),
             solicit_bucket: TokenBucket::new(
                 limits.mesh_solicits_per_second,
-                limits.mesh_solicit_burst,
-                now,
+                limits.mesh_solicit_burst.max(1),
             ),
             forward_bucket: TokenBucket::new(
                 limits.mesh_forwards_per_second,
-                limits.mesh_forward_burst,
-                now,
+                limits.mesh_forward_burst.max(1),
             ),
             limits,
             sought: HashMap::new(),
@@ -388,7 +287,7 @@ impl Seeks {
 
     /// Counts something the adapters saw (send and receive errors, sends).
     pub fn count(&mut self, counter: Counter) {
-        self.counters.add(counter);
+        self.counters.count(counter);
     }
 
     /// The name of client interface `iface`.
@@ -407,7 +306,7 @@ impl Seeks {
         nonce: u32,
         now: Instant,
     ) -> (SeekOutcome, Vec<Action>) {
-        self.counters.add(Counter::SeeksRequested);
+        self.counters.count(Counter::SeeksRequested);
         let reset_after = self.limits.seek_max_interval.saturating_mul(2);
         let mut interval = self.limits.seek_min_interval;
         if let Some(entry) = self.sought.get_mut(&addr) {
@@ -416,7 +315,7 @@ impl Seeks {
                     if now < backoff.next_allowed {
                         backoff.last_request = now;
                         entry.last_activity = now;
-                        self.counters.add(Counter::SeeksSuppressedBackoff);
+                        self.counters.count(Counter::SeeksSuppressedBackoff);
                         return (SeekOutcome::SuppressedBackoff, Vec::new());
                     }
                     interval = backoff
@@ -427,7 +326,7 @@ impl Seeks {
             }
         }
         if !self.seek_bucket.take(now) {
-            self.counters.add(Counter::SeeksSuppressedRate);
+            self.counters.count(Counter::SeeksSuppressedRate);
             return (SeekOutcome::SuppressedRate, Vec::new());
         }
         let node = self.node;
@@ -443,7 +342,7 @@ impl Seeks {
         self.seen.insert(&packet, now);
         let mut actions = self.flood(&packet);
         self.solicit(addr, now, &mut actions);
-        self.counters.add(Counter::SeeksSent);
+        self.counters.count(Counter::SeeksSent);
         tracing::debug!(%addr, nonce, ?interval, "seek sent");
         (SeekOutcome::Sent, actions)
     }
@@ -459,53 +358,53 @@ impl Seeks {
         now: Instant,
     ) -> Vec<Action> {
         if arrival.is_none_or(|i| i.0 >= self.mesh_ifaces) {
-            self.counters.add(Counter::MeshForeignInterface);
+            self.counters.count(Counter::MeshForeignInterface);
             return Vec::new();
         }
         let mut packet = match Packet::decode(bytes) {
             Ok(packet) => packet,
             Err(e) => {
                 tracing::debug!(error = %e, len = bytes.len(), "malformed intercom datagram");
-                self.counters.add(Counter::MeshMalformed);
+                self.counters.count(Counter::MeshMalformed);
                 return Vec::new();
             }
         };
         let Body::Seek { addr } = packet.body else {
-            self.counters.add(Counter::MeshNotSeek);
+            self.counters.count(Counter::MeshNotSeek);
             return Vec::new();
         };
         if packet.sender == self.node {
-            self.counters.add(Counter::MeshSeeksOwn);
+            self.counters.count(Counter::MeshSeeksOwn);
             return Vec::new();
         }
         if !self.seen.insert(&packet, now) {
-            self.counters.add(Counter::MeshSeeksDuplicate);
+            self.counters.count(Counter::MeshSeeksDuplicate);
             return Vec::new();
         }
         if !is_seekable(&addr) {
-            self.counters.add(Counter::MeshSeeksBadTarget);
+            self.counters.count(Counter::MeshSeeksBadTarget);
             return Vec::new();
         }
-        self.counters.add(Counter::MeshSeeksReceived);
+        self.counters.count(Counter::MeshSeeksReceived);
         tracing::debug!(%addr, sender = %packet.sender, ttl = packet.ttl, "SEEK from the mesh");
         let mut actions = Vec::new();
         self.sought_entry(addr, now).add_seeker(packet.sender, now);
         if self.solicit_bucket.take(now) {
             self.solicit(addr, now, &mut actions);
         } else {
-            self.counters.add(Counter::MeshSolicitsSuppressed);
+            self.counters.count(Counter::MeshSolicitsSuppressed);
         }
         packet.ttl = packet.ttl.saturating_sub(1);
         if packet.ttl == 0 {
-            self.counters.add(Counter::MeshSeeksTtlExpired);
+            self.counters.count(Counter::MeshSeeksTtlExpired);
         } else if self.forward_bucket.take(now) {
             // Also back out of the arrival interface, like C nodes: on a
             // shared medium (ad-hoc Wi-Fi, a switch) nodes behind us may
             // hear us but not the originator.
             actions.extend(self.flood(&packet));
-            self.counters.add(Counter::MeshSeeksForwarded);
+            self.counters.count(Counter::MeshSeeksForwarded);
         } else {
-            self.counters.add(Counter::MeshForwardsSuppressed);
+            self.counters.count(Counter::MeshForwardsSuppressed);
         }
         actions
     }
@@ -523,24 +422,24 @@ impl Seeks {
         now: Instant,
     ) -> Vec<Action> {
         let Some(interface) = arrival.and_then(|i| self.client_ifaces.get(i.0)).cloned() else {
-            self.counters.add(Counter::NaForeignInterface);
+            self.counters.count(Counter::NaForeignInterface);
             return Vec::new();
         };
         if hop_limit != Some(nd::ND_HOP_LIMIT) {
-            self.counters.add(Counter::NaBadHopLimit);
+            self.counters.count(Counter::NaBadHopLimit);
             return Vec::new();
         }
         let advert = match nd::decode_advertisement(bytes) {
             Ok(advert) => advert,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed neighbour advertisement");
-                self.counters.add(Counter::NaMalformed);
+                self.counters.count(Counter::NaMalformed);
                 return Vec::new();
             }
         };
-        self.counters.add(Counter::NaReceived);
+        self.counters.count(Counter::NaReceived);
         let Some(mac) = advert.target_mac else {
-            self.counters.add(Counter::NaWithoutMac);
+            self.counters.count(Counter::NaWithoutMac);
             return Vec::new();
         };
         if mac.is_multicast()
@@ -548,12 +447,12 @@ impl Seeks {
             || Some(mac) == self.next_node_mac
             || self.own_macs.contains(&mac)
         {
-            self.counters.add(Counter::NaIgnoredMac);
+            self.counters.count(Counter::NaIgnoredMac);
             return Vec::new();
         }
         let window = self.limits.answer_window;
         let Some(entry) = self.sought.get_mut(&advert.target) else {
-            self.counters.add(Counter::NaUnsought);
+            self.counters.count(Counter::NaUnsought);
             return Vec::new();
         };
         let mut seekers: Vec<(Ipv6Addr, Instant)> = entry
@@ -563,7 +462,7 @@ impl Seeks {
             .filter(|(_, t)| now.saturating_duration_since(*t) < window)
             .collect();
         if seekers.is_empty() {
-            self.counters.add(Counter::NaUnsought);
+            self.counters.count(Counter::NaUnsought);
             return Vec::new();
         }
         // Answered: later advertisements (the client answering several
@@ -581,7 +480,7 @@ impl Seeks {
         tracing::info!(addr = %found.addr, %mac, interface = %found.interface,
             sought_by = ?found.sought_by, "neighbour found");
         self.remember_found(found.clone(), now);
-        self.counters.add(Counter::NeighboursFound);
+        self.counters.count(Counter::NeighboursFound);
         vec![Action::Found(found)]
     }
 
@@ -643,7 +542,7 @@ impl Seeks {
                     break;
                 };
                 self.sought.remove(&oldest);
-                self.counters.add(Counter::SoughtEvicted);
+                self.counters.count(Counter::SoughtEvicted);
             }
         }
         self.sought.entry(addr).or_insert_with(|| Sought::new(now))
@@ -660,7 +559,7 @@ impl Seeks {
                     break;
                 };
                 self.found.remove(&oldest);
-                self.counters.add(Counter::FoundEvicted);
+                self.counters.count(Counter::FoundEvicted);
             }
         }
         self.found.insert(found.addr, found);
@@ -687,7 +586,7 @@ impl Seeks {
             .last_solicit
             .is_some_and(|t| now.saturating_duration_since(t) < min)
         {
-            self.counters.add(Counter::NsSuppressed);
+            self.counters.count(Counter::NsSuppressed);
             return;
         }
         entry.last_solicit = Some(now);
@@ -722,14 +621,13 @@ mod tests {
     }
 
     /// Two mesh interfaces, one client interface.
-    fn machine(limits: Limits, t0: Instant) -> Seeks {
+    fn machine(limits: Limits, _t0: Instant) -> Seeks {
         let mut seeks = Seeks::new(
             NODE,
             2,
             vec!["br-client".to_string()],
             Some(NEXT_NODE_MAC),
             limits,
-            t0,
         );
         seeks.set_own_macs(vec![OWN_MAC]);
         seeks

@@ -11,7 +11,6 @@
 //! counted send error. Every few seconds the loop reads the interfaces
 //! again and opens, reopens or closes sockets as they come and go.
 
-use std::hash::{BuildHasher, RandomState};
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,31 +175,7 @@ fn note_send(last_error: &mut Option<String>, what: &str, link: &str, result: &R
     }
 }
 
-// ===== nonces =====
-
-/// Random SEEK nonces: SipHash under a random per-process key over a
-/// counter, so every packet gets its own unpredictable nonce without a
-/// system call that could fail or block.
-#[derive(Debug)]
-struct Nonces {
-    key: RandomState,
-    counter: u64,
-}
-
-impl Nonces {
-    fn new() -> Nonces {
-        Nonces {
-            key: RandomState::new(),
-            counter: 0,
-        }
-    }
-
-    fn next(&mut self) -> u32 {
-        self.counter = self.counter.wrapping_add(1);
-        // Truncation keeps the low 32 of 64 pseudo-random bits.
-        self.key.hash_one(self.counter) as u32
-    }
-}
+use l3roamd_daemon::Nonces;
 
 // ===== the loop =====
 
@@ -238,14 +213,12 @@ impl EventLoop {
         mesh: &MeshConfig,
         config: &NdproxyConfig,
     ) -> Result<(Handle, EventLoop), StartError> {
-        let now = Instant::now();
         let seeks = Seeks::new(
             mesh.node_address,
             mesh.mesh_interfaces.len(),
             mesh.client_interfaces.clone(),
             mesh.next_node_mac,
             config.limits(),
-            now,
         );
         let icmp = if mesh.client_interfaces.is_empty() {
             None
@@ -332,7 +305,7 @@ impl EventLoop {
         let now = Instant::now();
         match command {
             Command::Seek { addr, reply } => {
-                let nonce = self.nonces.next();
+                let nonce = self.nonces.draw();
                 let (outcome, actions) = self.seeks.seek_requested(addr, nonce, now);
                 self.execute(actions);
                 let _ = reply.send(outcome);
@@ -593,19 +566,4 @@ fn spawn_icmp_receiver(socket: Arc<IcmpSocket>, input: mpsc::Sender<Input>) -> J
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonces_are_not_constant() {
-        let mut nonces = Nonces::new();
-        let drawn: Vec<u32> = (0..8).map(|_| nonces.next()).collect();
-        let mut unique = drawn.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert!(unique.len() >= 7, "{drawn:?}");
-    }
 }

@@ -7,6 +7,9 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod pktinfo;
+pub mod socket;
+
+pub use socket::PktinfoSocket;
 
 use std::ffi::CString;
 

@@ -7,8 +7,10 @@
 //! client of the others (a star, no cycles); it connects with [`connect`].
 
 pub mod convert;
+pub mod follow;
 mod server;
 
+pub use follow::{drop_queued, follow, forward, send_in_order, Follower, Peer, Session};
 pub use server::{serve, ServeError};
 
 use std::path::{Path, PathBuf};

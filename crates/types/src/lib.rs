@@ -6,6 +6,8 @@
 //! They parse from and print to the notation operators type in configuration
 //! files and grpcurl output.
 
+pub mod addr;
+
 use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
