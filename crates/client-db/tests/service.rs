@@ -1,3 +1,8 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed set-up is a failed test"
+)]
 //! client-db's gRPC service end to end on a UNIX socket, without root: the
 //! real daemon (`client_db::run`) on a free UDP port, with a redb database in
 //! a temporary directory. Nobody answers its claims here (the node address

@@ -339,6 +339,7 @@ impl<T> Drop for AbortOnDrop<T> {
 /// DEL_STATION and in dump replies). Netlink is host byte order; these are
 /// little-endian.
 #[cfg(all(test, target_endian = "little"))]
+#[allow(clippy::unwrap_used, reason = "test helpers")]
 mod tests {
     use super::*;
     use crate::links::Link;

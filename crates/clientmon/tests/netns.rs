@@ -1,3 +1,8 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed set-up is a failed test"
+)]
 //! clientmon against a real kernel: a node namespace with the client bridge
 //! `br-client` and the next-node macvlan `local-node` on it, a client
 //! namespace on a veth port, the real binary, its watch stream over its

@@ -40,45 +40,30 @@ use crate::CoreConfig;
 /// How often the timers of both state machines run.
 pub const TICK: Duration = Duration::from_millis(100);
 
-/// Data-path and route counters (the queue counts its own).
-#[derive(Debug, Clone, Default)]
-pub struct PathCounters {
-    /// FOUND notices sent to seeking nodes.
-    pub found_sent: u64,
-    /// FOUND notices received from finders.
-    pub found_received: u64,
-    /// Encapsulated packets received and put on a client link.
-    pub data_delivered: u64,
-    /// Encapsulated packets refused: not for a client of this node.
-    pub data_refused: u64,
-    /// Data-path datagrams from an interface that is not a mesh interface.
-    pub datapath_foreign: u64,
-    /// Data-path datagrams that did not decode.
-    pub datapath_malformed: u64,
-    /// Host routes installed.
-    pub host_routes_installed: u64,
-    /// Kernel or socket operations that failed.
-    pub errors: u64,
-    /// Seek requests dropped because ndproxy's queue was full.
-    pub seeks_dropped: u64,
-    /// Requests to client-db dropped because its queue was full.
-    pub db_commands_dropped: u64,
-    /// Host routes removed (client left or claimed elsewhere).
-    pub host_routes_removed: u64,
-    /// Clients released to another node that claimed them.
-    pub releases: u64,
-    /// Host routes also announced by another node while the client is here.
-    pub duplicate_routes: u64,
-    /// Host routes parked in the TUN device while their client is away.
-    pub parked: u64,
-    /// Host routes handed over to another node (routed into the TUN device
-    /// and announced from here for core.handover_ms).
-    pub handovers: u64,
-    /// Host routes of an earlier run adopted at start.
-    pub adopted: u64,
-    /// Routes and node-client addresses of an earlier run removed at start.
-    pub stale_removed: u64,
+/// Data-path, route and roaming counters (the queue counts its own).
+mod path_counters {
+    l3roamd_daemon::counters! {
+        "One of the engine's counters (the held-packet queue counts its own).";
+        FoundSent => "found_sent": "FOUND notices sent to seeking nodes.",
+        FoundReceived => "found_received": "FOUND notices received from finders.",
+        DataDelivered => "data_delivered": "Encapsulated packets received and put on a client link.",
+        DataRefused => "data_refused": "Encapsulated packets refused: not for a client of this node.",
+        DatapathForeign => "datapath_foreign": "Data-path datagrams from an interface that is not a mesh interface.",
+        DatapathMalformed => "datapath_malformed": "Data-path datagrams that did not decode.",
+        HostRoutesInstalled => "host_routes_installed": "Host routes installed.",
+        Errors => "errors": "Kernel or socket operations that failed.",
+        SeeksDropped => "seeks_dropped": "Seek requests dropped because ndproxy's queue was full.",
+        DbCommandsDropped => "db_commands_dropped": "Requests to client-db dropped because its queue was full.",
+        HostRoutesRemoved => "host_routes_removed": "Host routes removed (client left or claimed elsewhere).",
+        Releases => "releases": "Clients released to another node that claimed them.",
+        DuplicateRoutes => "duplicate_routes": "Host routes also announced by another node while the client is here.",
+        Parked => "parked": "Host routes parked in the TUN device while their client is away.",
+        Handovers => "handovers": "Host routes handed over to another node (routed into the TUN device and announced from here for core.handover_ms).",
+        Adopted => "adopted": "Host routes of an earlier run adopted at start.",
+        StaleRemoved => "stale_removed": "Routes and node-client addresses of an earlier run removed at start.",
+    }
 }
+use path_counters::{Counter as C, Counters as PathCounters};
 
 /// The channels between the engine and its followers of the other daemons.
 #[derive(Debug)]
@@ -295,7 +280,7 @@ impl<P: Platform> Engine<P> {
                     match received {
                         Ok(received) => self.data_received(received).await,
                         Err(e) => {
-                            self.counters.errors += 1;
+                            self.counters.count(C::Errors);
                             tracing::warn!(error = %e, "data path receive");
                         }
                     }
@@ -350,7 +335,7 @@ impl<P: Platform> Engine<P> {
                 .roaming
                 .foreign_route(route.destination, Instant::now());
             if let Some(mac) = duplicate {
-                self.counters.duplicate_routes += 1;
+                self.counters.count(C::DuplicateRoutes);
                 tracing::warn!(client = %route.destination, %mac, protocol = route.protocol,
                     "another node announces a client that is attached here; keeping ours");
             }
@@ -394,9 +379,9 @@ impl<P: Platform> Engine<P> {
                 found.mac,
             );
             match self.data.send(node, &notice).await {
-                Ok(()) => self.counters.found_sent += 1,
+                Ok(()) => self.counters.count(C::FoundSent),
                 Err(e) => {
-                    self.counters.errors += 1;
+                    self.counters.count(C::Errors);
                     tracing::debug!(%node, error = %e, "cannot send FOUND");
                 }
             }
@@ -444,7 +429,7 @@ impl<P: Platform> Engine<P> {
             DbEvent::Release { mac, claimed_by } => {
                 let actions = self.roaming.released(mac, claimed_by, now);
                 if !actions.is_empty() {
-                    self.counters.releases += 1;
+                    self.counters.count(C::Releases);
                     tracing::info!(%mac, node = %claimed_by, "client claimed by another node: released");
                 }
                 actions
@@ -459,22 +444,22 @@ impl<P: Platform> Engine<P> {
         let (from, packet) = match received {
             Received::Packet { from, packet } => (from, packet),
             Received::Foreign => {
-                self.counters.datapath_foreign += 1;
+                self.counters.count(C::DatapathForeign);
                 return;
             }
             Received::Malformed(e) => {
-                self.counters.datapath_malformed += 1;
+                self.counters.count(C::DatapathMalformed);
                 tracing::debug!(error = %e, "malformed data-path packet");
                 return;
             }
             Received::Truncated => {
-                self.counters.datapath_malformed += 1;
+                self.counters.count(C::DatapathMalformed);
                 return;
             }
         };
         match packet.body {
             Body::Found { addr, .. } => {
-                self.counters.found_received += 1;
+                self.counters.count(C::FoundReceived);
                 tracing::debug!(client = %addr, finder = %packet.sender, %from, "FOUND");
                 let actions = self.held.found(addr, packet.sender, Instant::now());
                 self.execute(actions).await;
@@ -487,19 +472,19 @@ impl<P: Platform> Engine<P> {
                 // it is held and sought on our own links like any packet.
                 let dst = addresses(&payload).map(|(_, dst)| dst);
                 let Some(dst) = dst.filter(|d| self.is_client(d)) else {
-                    self.counters.data_refused += 1;
+                    self.counters.count(C::DataRefused);
                     return;
                 };
                 self.held.data_from(dst, packet.sender);
                 match self.tun.send(&payload).await {
-                    Ok(()) => self.counters.data_delivered += 1,
+                    Ok(()) => self.counters.count(C::DataDelivered),
                     Err(e) => {
-                        self.counters.errors += 1;
+                        self.counters.count(C::Errors);
                         tracing::debug!(error = %e, "cannot deliver encapsulated packet");
                     }
                 }
             }
-            _ => self.counters.datapath_malformed += 1,
+            _ => self.counters.count(C::DatapathMalformed),
         }
     }
 
@@ -510,26 +495,26 @@ impl<P: Platform> Engine<P> {
             match action {
                 Action::Seek(dst) => {
                     if self.channels.seeks.try_send(dst).is_err() {
-                        self.counters.seeks_dropped += 1;
+                        self.counters.count(C::SeeksDropped);
                     }
                 }
                 Action::Reinject(packet) => {
                     if let Err(e) = self.tun.send(&packet).await {
-                        self.counters.errors += 1;
+                        self.counters.count(C::Errors);
                         tracing::debug!(error = %e, "cannot re-send held packet");
                     }
                 }
                 Action::Forward { node, packet } => {
                     let data = Packet::data(self.mesh.node_address, rand::random(), packet);
                     if let Err(e) = self.data.send(node, &data).await {
-                        self.counters.errors += 1;
+                        self.counters.count(C::Errors);
                         tracing::debug!(%node, error = %e, "cannot forward to finder");
                     }
                 }
                 Action::Unreachable(packet) => {
                     if let Some((to, message)) = unreachable_message(&packet) {
                         if let Err(e) = self.icmp.send(to, &message) {
-                            self.counters.errors += 1;
+                            self.counters.count(C::Errors);
                             tracing::debug!(%to, error = %e, "cannot send ICMPv6 unreachable");
                         }
                     }
@@ -554,7 +539,7 @@ impl<P: Platform> Engine<P> {
                     let route = self.host_route(addr, self.config.route_protocol, None);
                     match self.kernel.delete_route(&route).await {
                         Ok(()) => {
-                            self.counters.host_routes_removed += 1;
+                            self.counters.count(C::HostRoutesRemoved);
                             tracing::info!(client = %addr, "host route removed");
                         }
                         Err(e) => {
@@ -568,11 +553,11 @@ impl<P: Platform> Engine<P> {
                         self.host_route(addr, self.config.route_protocol, Some(self.tun_index));
                     match self.kernel.replace_route(&route).await {
                         Ok(()) => {
-                            self.counters.parked += 1;
+                            self.counters.count(C::Parked);
                             tracing::debug!(client = %addr, "host route parked in the TUN device");
                         }
                         Err(e) => {
-                            self.counters.errors += 1;
+                            self.counters.count(C::Errors);
                             tracing::warn!(client = %addr, error = %e, "cannot park the host route");
                         }
                     }
@@ -605,7 +590,7 @@ impl<P: Platform> Engine<P> {
 
     fn db(&mut self, command: DbCommand) {
         if self.channels.db_commands.try_send(command).is_err() {
-            self.counters.db_commands_dropped += 1;
+            self.counters.count(C::DbCommandsDropped);
         }
     }
 
@@ -613,21 +598,21 @@ impl<P: Platform> Engine<P> {
     /// had for it (parked, handed over) in one step.
     async fn install_route(&mut self, addr: Ipv6Addr, interface: &str, mac: MacAddr) {
         let Some(ifindex) = self.kernel.interface_index(interface) else {
-            self.counters.errors += 1;
+            self.counters.count(C::Errors);
             tracing::warn!(interface, %addr, "no such client interface");
             return;
         };
         let route = self.host_route(addr, self.config.route_protocol, Some(ifindex));
         match self.kernel.replace_route(&route).await {
             Ok(()) => {
-                self.counters.host_routes_installed += 1;
+                self.counters.count(C::HostRoutesInstalled);
                 tracing::info!(client = %addr, %mac, interface, "host route installed");
                 // Packets held while it was parked follow the route now.
                 let actions = self.held.route_appeared(addr);
                 self.execute(actions).await;
             }
             Err(e) => {
-                self.counters.errors += 1;
+                self.counters.count(C::Errors);
                 tracing::warn!(client = %addr, error = %e, "cannot install host route");
             }
         }
@@ -645,11 +630,11 @@ impl<P: Platform> Engine<P> {
         let route = self.host_route(addr, self.config.handover_protocol, Some(self.tun_index));
         match self.kernel.replace_route(&route).await {
             Ok(()) => {
-                self.counters.handovers += 1;
+                self.counters.count(C::Handovers);
                 tracing::info!(client = %addr, "host route handed over");
             }
             Err(e) => {
-                self.counters.errors += 1;
+                self.counters.count(C::Errors);
                 tracing::warn!(client = %addr, error = %e, "cannot hand the host route over; removing it");
                 let route = self.host_route(addr, self.config.route_protocol, None);
                 if let Err(e) = self.kernel.delete_route(&route).await {
@@ -671,7 +656,7 @@ impl<P: Platform> Engine<P> {
         match result {
             Ok(()) => tracing::debug!(%mac, %addr, "holding node-client address"),
             Err(e) => {
-                self.counters.errors += 1;
+                self.counters.count(C::Errors);
                 tracing::warn!(%mac, %addr, error = %e, "cannot hold node-client address");
             }
         }
@@ -760,7 +745,7 @@ impl<P: Platform> Engine<P> {
             tracing::info!(dst = %route.destination, len = route.prefix_len, protocol = route.protocol,
                 "removing route left by an earlier run");
             match self.kernel.delete_route(&route).await {
-                Ok(()) => self.counters.stale_removed += 1,
+                Ok(()) => self.counters.count(C::StaleRemoved),
                 Err(e) => {
                     tracing::warn!(dst = %route.destination, error = %e, "cannot remove stale route")
                 }
@@ -770,13 +755,13 @@ impl<P: Platform> Engine<P> {
             if self.mesh.node_client_prefix.contains(&addr) && !held.contains(&addr) {
                 tracing::info!(%addr, "removing node-client address left by an earlier run");
                 match self.kernel.del_address(addr, self.lo_index).await {
-                    Ok(()) => self.counters.stale_removed += 1,
+                    Ok(()) => self.counters.count(C::StaleRemoved),
                     Err(e) => tracing::warn!(%addr, error = %e, "cannot remove stale address"),
                 }
             }
         }
         for (mac, (interface, addresses)) in adopted {
-            self.counters.adopted += addresses.len() as u64;
+            self.counters.add(C::Adopted, addresses.len() as u64);
             let actions = self.roaming.adopt(mac, interface, &addresses);
             self.execute_roaming(actions).await;
         }
@@ -858,7 +843,6 @@ impl<P: Platform> Engine<P> {
     /// The state the status RPC shows.
     fn status(&self) -> Status {
         let mut counters = self.held.counters().list();
-        let c = &self.counters;
         counters.extend([
             ("held_now", self.held.len() as u64),
             ("destinations_sought_now", self.held.destinations() as u64),
@@ -866,26 +850,10 @@ impl<P: Platform> Engine<P> {
                 "destinations_found_elsewhere_now",
                 self.held.found_destinations() as u64,
             ),
-            ("found_sent", c.found_sent),
-            ("found_received", c.found_received),
-            ("data_delivered", c.data_delivered),
-            ("data_refused", c.data_refused),
-            ("datapath_foreign", c.datapath_foreign),
-            ("datapath_malformed", c.datapath_malformed),
-            ("host_routes_installed", c.host_routes_installed),
-            ("seeks_dropped", c.seeks_dropped),
-            ("db_commands_dropped", c.db_commands_dropped),
-            ("host_routes_removed", c.host_routes_removed),
-            ("releases", c.releases),
-            ("duplicate_routes", c.duplicate_routes),
-            ("handovers", c.handovers),
-            ("parked", c.parked),
-            ("adopted", c.adopted),
-            ("stale_removed", c.stale_removed),
             ("handovers_now", self.roaming.handovers() as u64),
             ("clients_served", self.roaming.clients().len() as u64),
-            ("errors", c.errors),
         ]);
+        counters.extend(self.counters.list());
         let mut clients: Vec<ServedClient> = self
             .roaming
             .clients()
