@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod babel;
 pub mod cmd;
 pub mod daemons;
@@ -26,6 +27,7 @@ pub mod wait;
 
 use std::net::Ipv6Addr;
 
+pub use audit::{Audit, Expect, PathEnd};
 pub use daemons::{
     grpc_call, grpcurl, grpcurl_with, health_status, list_services, BinDir, Daemon, DaemonConfig,
     Launch,
@@ -33,7 +35,7 @@ pub use daemons::{
 pub use error::{Error, Result};
 pub use lab::{Client, Lab, LabOptions, Node};
 pub use netns::Netns;
-pub use ping::PingResult;
+pub use ping::{IcmpError, LivePing, PingResult, PingRun};
 pub use routes::Route;
 
 /// Lab name of the gateway namespace.
