@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::audit::{Audit, Expect, Neighbour, NodeTable};
-use crate::babel::{self, BabelConfig, BabelDump, BabelRole};
+use crate::babel::{self, BabelConfig, BabelDump, BabelMonitor, BabelRole};
 use crate::cmd;
 use crate::daemons::{BinDir, Daemon, DaemonConfig, Launch};
 use crate::error::{Error, Result};
@@ -767,6 +767,13 @@ impl Lab {
             },
         )?;
         Ok(start.elapsed())
+    }
+
+    /// Starts recording babeld's `monitor` stream of `node` (lines containing
+    /// `filter`, if given) into `<node dir>/babel-monitor.log`, UTC-stamped.
+    pub fn babel_monitor(&self, node: &str, filter: Option<String>) -> Result<BabelMonitor> {
+        let n = self.node(node)?;
+        BabelMonitor::start(&n.babel_socket(), &n.dir.join("babel-monitor.log"), filter)
     }
 
     /// babeld's `dump` on `node` (interfaces, neighbours, exported and learned routes).

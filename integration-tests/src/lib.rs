@@ -22,6 +22,7 @@ pub mod lab;
 pub mod netns;
 pub mod ping;
 pub mod process;
+pub mod roam;
 pub mod routes;
 pub mod wait;
 

@@ -258,6 +258,7 @@ impl PingRun {
 struct LiveShared {
     stop: std::sync::atomic::AtomicBool,
     replies: std::sync::Mutex<Vec<Instant>>,
+    icmp_errors: std::sync::atomic::AtomicUsize,
     error: std::sync::Mutex<Option<String>>,
 }
 
@@ -318,6 +319,13 @@ impl LivePing {
             .lock()
             .map(|r| r.iter().filter(|a| **a >= t).count())
             .unwrap_or(0)
+    }
+
+    /// ICMPv6 errors about our requests received so far.
+    pub fn icmp_errors(&self) -> usize {
+        self.shared
+            .icmp_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A fatal error of the ping thread, if it ended with one.
@@ -463,6 +471,14 @@ fn live_in_netns(
                 from,
             }),
             None => {}
+        }
+        if matches!(
+            reply,
+            Some(Reply::Unreachable { .. } | Reply::TimeExceeded { .. })
+        ) {
+            shared
+                .icmp_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     Ok(run)
