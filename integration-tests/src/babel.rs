@@ -340,3 +340,100 @@ mod tests {
         assert!(read_until_ok(&mut closed, "t").is_err());
     }
 }
+
+/// Wall-clock time of day in UTC, `HH:MM:SS.mmm`, to line records up with
+/// the daemons' logs (which print UTC timestamps).
+pub fn utc_time_of_day(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// babeld's `monitor` stream of one node, written to a file with a UTC
+/// timestamp per line until stopped (or dropped).
+#[derive(Debug)]
+pub struct BabelMonitor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    /// The file the lines go to.
+    pub file: std::path::PathBuf,
+}
+
+impl BabelMonitor {
+    /// Connects to babeld's control socket at `socket`, asks for `monitor`
+    /// and appends every line (whose text contains `filter`, if given) to `file`.
+    pub fn start(socket: &Path, file: &Path, filter: Option<String>) -> Result<BabelMonitor> {
+        let ctx = |what: &str| format!("{what} babeld control socket {}", socket.display());
+        let stream = UnixStream::connect(socket).map_err(|e| Error::io(ctx("connecting to"), e))?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .map_err(|e| Error::io(ctx("configuring"), e))?;
+        let mut writer = stream
+            .try_clone()
+            .map_err(|e| Error::io(ctx("cloning"), e))?;
+        let mut reader = BufReader::new(stream);
+        read_until_ok(&mut reader, &ctx("reading greeting from"))?;
+        writer
+            .write_all(b"monitor\n")
+            .map_err(|e| Error::io(ctx("writing to"), e))?;
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("babel-monitor".into())
+            .spawn(move || {
+                let mut line = String::new();
+                // Ends when stopped, on EOF or on a read error other than the timeout.
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    match reader.read_line(&mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            let text = line.trim_end();
+                            if filter.as_deref().is_none_or(|f| text.contains(f)) {
+                                let now = utc_time_of_day(std::time::SystemTime::now());
+                                let _ = writeln!(out, "{now} {text}");
+                            }
+                            line.clear();
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                }
+                drop(writer);
+            })
+            .map_err(|e| Error::io("spawning babel monitor thread", e))?;
+        Ok(BabelMonitor {
+            stop,
+            handle: Some(handle),
+            file: file.to_path_buf(),
+        })
+    }
+
+    /// Stops the monitor and waits for its thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for BabelMonitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

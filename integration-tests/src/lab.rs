@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::babel::{self, BabelConfig, BabelDump, BabelRole};
+use crate::audit::{Audit, Expect, Neighbour, NodeTable};
+use crate::babel::{self, BabelConfig, BabelDump, BabelMonitor, BabelRole};
 use crate::cmd;
 use crate::daemons::{BinDir, Daemon, DaemonConfig, Launch};
 use crate::error::{Error, Result};
@@ -509,20 +510,72 @@ impl Lab {
         self.client(name)
     }
 
-    /// Roams `client` to `to_node`: its link goes down, its bridge port moves
-    /// to the other node's client bridge, and its link comes up again.
+    /// Roams `client` to `to_node` the way a radio does: the client loses
+    /// carrier and gets it back on the other node ([`Lab::detach_client`],
+    /// then [`Lab::attach_client`]). The client's own interface stays
+    /// administratively up with its addresses and routes (the default route
+    /// via `fe80::1`, the same router on every node, is only marked
+    /// `linkdown` meanwhile); nothing in the client's namespace is touched.
     pub fn move_client(&mut self, client: &str, to_node: &str) -> Result<()> {
+        self.check_move(client, to_node)?;
+        self.detach_client(client)?;
+        self.attach_client(client, to_node)
+    }
+
+    fn check_move(&self, client: &str, to_node: &str) -> Result<()> {
         let to = self.node(to_node)?;
         if to.is_gateway() {
             return Err(Error::Usage(
                 "clients attach to nodes, not to the gateway".into(),
             ));
         }
-        let to_ns = to.netns.clone();
-        let c = self.client(client)?.clone();
+        let c = self.client(client)?;
         if c.node == to_node {
             return Err(Error::Usage(format!("{client} is already on {to_node}")));
         }
+        Ok(())
+    }
+
+    /// First half of a radio-style move: the node-side end of `client`'s
+    /// link goes down in its node's namespace, so the client sees
+    /// NO-CARRIER (its routes through the link stay, marked `linkdown`) and
+    /// the node's bridge loses the port's carrier. The port stays in the
+    /// old node's namespace until [`Lab::attach_client`].
+    pub fn detach_client(&mut self, client: &str) -> Result<()> {
+        let c = self.client(client)?.clone();
+        let from_ns = self.node(&c.node)?.netns.clone();
+        from_ns
+            .ip(&["link", "set", &c.node_iface, "down"])
+            .map(|_| ())
+    }
+
+    /// Second half of a radio-style move: the (down) node-side end of
+    /// `client`'s link moves from the node it was on into `to_node`'s
+    /// namespace, is enslaved to its client bridge and set up: the client
+    /// gets carrier back.
+    pub fn attach_client(&mut self, client: &str, to_node: &str) -> Result<()> {
+        self.check_move(client, to_node)?;
+        let to_ns = self.node(to_node)?.netns.clone();
+        let c = self.client(client)?.clone();
+        let from_ns = self.node(&c.node)?.netns.clone();
+        // Moving a device to another namespace takes it out of its bridge.
+        from_ns.ip(&["link", "set", &c.node_iface, "netns", to_ns.name()])?;
+        attach_bridge_port(&to_ns, &c.node_iface)?;
+        if let Some(entry) = self.clients.iter_mut().find(|x| x.name == client) {
+            entry.node = to_node.to_string();
+        }
+        Ok(())
+    }
+
+    /// The old way to roam `client`: its own interface goes administratively
+    /// down (which flushes its routes), its bridge port moves to the other
+    /// node's client bridge, the interface comes up again and gets its
+    /// default route back. Kept for comparison; [`Lab::move_client`] is what
+    /// a radio does.
+    pub fn move_client_admin_down(&mut self, client: &str, to_node: &str) -> Result<()> {
+        self.check_move(client, to_node)?;
+        let to_ns = self.node(to_node)?.netns.clone();
+        let c = self.client(client)?.clone();
         let from_ns = self.node(&c.node)?.netns.clone();
         c.ip(&["link", "set", &c.iface, "down"])?;
         // Moving a device to another namespace takes it out of its bridge.
@@ -714,6 +767,13 @@ impl Lab {
             },
         )?;
         Ok(start.elapsed())
+    }
+
+    /// Starts recording babeld's `monitor` stream of `node` (lines containing
+    /// `filter`, if given) into `<node dir>/babel-monitor.log`, UTC-stamped.
+    pub fn babel_monitor(&self, node: &str, filter: Option<String>) -> Result<BabelMonitor> {
+        let n = self.node(node)?;
+        BabelMonitor::start(&n.babel_socket(), &n.dir.join("babel-monitor.log"), filter)
     }
 
     /// babeld's `dump` on `node` (interfaces, neighbours, exported and learned routes).
@@ -993,9 +1053,81 @@ impl Lab {
             .collect())
     }
 
-    /// Waits until every node has exactly one route to each of `addrs`: the
-    /// `serving` node through its client bridge (core's protocol 158), the
-    /// others through babel over a mesh link; returns how long that took.
+    /// The main routing table and mesh neighbours (with their link-local
+    /// addresses on the shared link) of every member, gateway included.
+    pub fn route_tables(&self) -> Result<Vec<NodeTable>> {
+        let mut interfaces = Vec::new();
+        for m in &self.members {
+            interfaces.push((m.name.clone(), m.netns.interfaces()?));
+        }
+        let mut tables = Vec::new();
+        for m in &self.members {
+            let mut neighbours = Vec::new();
+            for dev in &m.mesh_interfaces {
+                let Some(peer) = dev.strip_prefix("m-") else {
+                    continue;
+                };
+                let back = format!("m-{}", m.name);
+                let link_locals = interfaces
+                    .iter()
+                    .filter(|(name, _)| name == peer)
+                    .flat_map(|(_, ifaces)| ifaces.iter().filter(|i| i.name == back))
+                    .flat_map(|i| i.addresses.iter().filter(|a| a.is_unicast_link_local()))
+                    .copied()
+                    .collect();
+                neighbours.push(Neighbour {
+                    dev: dev.clone(),
+                    link_locals,
+                    node: peer.to_string(),
+                });
+            }
+            tables.push(NodeTable {
+                node: m.name.clone(),
+                routes: m.routes()?,
+                neighbours,
+            });
+        }
+        Ok(tables)
+    }
+
+    /// Audits the routes of every member for `addr` (see [`crate::audit`]).
+    pub fn audit(&self, addr: Ipv6Addr) -> Result<Audit> {
+        Ok(Audit::new(addr, self.route_tables()?))
+    }
+
+    /// Waits until the audit of `addr` finds nothing wrong against
+    /// `expect`; returns how long that took and the passing audit. On
+    /// timeout the error carries the last audit's report.
+    pub fn wait_audit(
+        &self,
+        addr: Ipv6Addr,
+        expect: &Expect,
+        timeout: Duration,
+    ) -> Result<(Duration, Audit)> {
+        let start = Instant::now();
+        let audit = wait::until(
+            &format!("{addr} held by {} alone, every path there", expect.holder),
+            timeout,
+            || {
+                let audit = self.audit(addr)?;
+                Ok(if audit.is_ok(expect) {
+                    Check::Ready(audit)
+                } else {
+                    Check::Pending(format!(
+                        "{}\n{}",
+                        audit.problems(expect).join("; "),
+                        audit.report()
+                    ))
+                })
+            },
+        )?;
+        Ok((start.elapsed(), audit))
+    }
+
+    /// Waits until each of `addrs` passes the route audit with `serving` as
+    /// its one holder (every member's path ends there, no handover route
+    /// left) and every member has exactly one route to it; returns how
+    /// long that took.
     pub fn wait_served_by(
         &self,
         addrs: &[Ipv6Addr],
@@ -1003,24 +1135,21 @@ impl Lab {
         timeout: Duration,
     ) -> Result<Duration> {
         let start = Instant::now();
-        let nodes: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        let expect = Expect::holder(serving);
         wait::until(&format!("{addrs:?} served by {serving}"), timeout, || {
+            let tables = self.route_tables()?;
             let mut wrong = Vec::new();
-            for node in &nodes {
-                for addr in addrs {
-                    let routes = self.host_routes(node, *addr)?;
-                    let ok = match routes.as_slice() {
-                        [r] if node == serving => {
-                            r.protocol == "158" && r.dev.as_deref() == Some(CLIENT_BRIDGE)
-                        }
-                        [r] => {
-                            r.protocol == "babel"
-                                && r.dev.as_deref().is_some_and(|d| d.starts_with("m-"))
-                        }
-                        _ => false,
-                    };
-                    if !ok {
-                        wrong.push(format!("{node} {addr}: {routes:?}"));
+            for addr in addrs {
+                let audit = Audit::new(*addr, tables.clone());
+                wrong.extend(audit.problems(&expect));
+                for t in tables.iter().filter(|t| t.node != GATEWAY) {
+                    let n = t
+                        .routes
+                        .iter()
+                        .filter(|r| r.kind == "unicast" && r.is_host(*addr))
+                        .count();
+                    if n != 1 {
+                        wrong.push(format!("{} has {n} routes to {addr}", t.node));
                     }
                 }
             }

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod babel;
 pub mod cmd;
 pub mod daemons;
@@ -21,11 +22,13 @@ pub mod lab;
 pub mod netns;
 pub mod ping;
 pub mod process;
+pub mod roam;
 pub mod routes;
 pub mod wait;
 
 use std::net::Ipv6Addr;
 
+pub use audit::{Audit, Expect, PathEnd};
 pub use daemons::{
     grpc_call, grpcurl, grpcurl_with, health_status, list_services, BinDir, Daemon, DaemonConfig,
     Launch,
@@ -33,7 +36,7 @@ pub use daemons::{
 pub use error::{Error, Result};
 pub use lab::{Client, Lab, LabOptions, Node};
 pub use netns::Netns;
-pub use ping::PingResult;
+pub use ping::{IcmpError, LivePing, PingResult, PingRun};
 pub use routes::Route;
 
 /// Lab name of the gateway namespace.

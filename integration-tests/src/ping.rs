@@ -39,6 +39,9 @@ pub struct PingResult {
     /// ICMPv6 destination-unreachable errors about our requests, by code
     /// (3 = address unreachable), with the router that sent them.
     pub unreachable: Vec<(u8, Ipv6Addr)>,
+    /// ICMPv6 time-exceeded errors (code 0: hop limit, a routing loop)
+    /// about our requests, with the router that sent them.
+    pub time_exceeded: Vec<(u8, Ipv6Addr)>,
 }
 
 impl PingResult {
@@ -124,6 +127,363 @@ pub fn ping(
         .map_err(|_| Error::Usage("ping thread panicked".into()))?
 }
 
+// ===== a ping that runs until it is stopped =====
+
+/// An ICMPv6 error about one of a [`LivePing`]'s requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    /// When it arrived.
+    pub at: Instant,
+    /// ICMPv6 type: 1 destination unreachable, 3 time exceeded.
+    pub icmp_type: u8,
+    /// ICMPv6 code (type 1: 0 no route, 3 address unreachable; type 3: 0 hop limit).
+    pub code: u8,
+    /// The router that sent it.
+    pub from: Ipv6Addr,
+}
+
+impl IcmpError {
+    /// True for "Time exceeded: Hop limit", the mark of a routing loop.
+    pub fn is_loop(&self) -> bool {
+        self.icmp_type == TIME_EXCEEDED
+    }
+
+    /// True for "Destination unreachable: No route".
+    pub fn is_no_route(&self) -> bool {
+        self.icmp_type == DEST_UNREACHABLE && self.code == 0
+    }
+
+    /// Short name as ping prints it, e.g. `Time exceeded: Hop limit`.
+    pub fn name(&self) -> String {
+        match (self.icmp_type, self.code) {
+            (TIME_EXCEEDED, 0) => "Time exceeded: Hop limit".into(),
+            (TIME_EXCEEDED, c) => format!("Time exceeded: code {c}"),
+            (DEST_UNREACHABLE, 0) => "Destination unreachable: No route".into(),
+            (DEST_UNREACHABLE, 3) => "Destination unreachable: Address unreachable".into(),
+            (DEST_UNREACHABLE, c) => format!("Destination unreachable: code {c}"),
+            (t, c) => format!("ICMPv6 type {t} code {c}"),
+        }
+    }
+}
+
+impl std::fmt::Display for IcmpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} from {}", self.name(), self.from)
+    }
+}
+
+/// Hard cap on the requests of one [`LivePing`] (sequence numbers are 16 bits).
+pub const LIVE_MAX_REQUESTS: u32 = 60_000;
+
+/// Per-request outcome of a [`LivePing`].
+#[derive(Debug, Clone, Default)]
+pub struct PingRun {
+    /// Destination that was pinged.
+    pub destination: Option<Ipv6Addr>,
+    /// When each request was handed to the kernel (`None`: refused), by sequence.
+    pub sent: Vec<Option<Instant>>,
+    /// When its reply arrived, by sequence.
+    pub received: Vec<Option<Instant>>,
+    /// Requests the kernel refused.
+    pub send_errors: u64,
+    /// The first refusal.
+    pub first_error: Option<String>,
+    /// Replies received twice.
+    pub duplicates: u64,
+    /// ICMPv6 errors about our requests, in order of arrival.
+    pub errors: Vec<IcmpError>,
+}
+
+impl PingRun {
+    /// Arrival of the last reply that arrived before `t`.
+    pub fn last_reply_before(&self, t: Instant) -> Option<Instant> {
+        self.received
+            .iter()
+            .flatten()
+            .filter(|r| **r < t)
+            .max()
+            .copied()
+    }
+
+    /// Arrival of the first reply that arrived at or after `t`.
+    pub fn first_reply_after(&self, t: Instant) -> Option<Instant> {
+        self.received
+            .iter()
+            .flatten()
+            .filter(|r| **r >= t)
+            .min()
+            .copied()
+    }
+
+    /// Requests sent at or after `t` that got no reply, leaving out those
+    /// sent within `tail` of the last request (their replies may still be
+    /// on the way when the ping stopped).
+    pub fn lost_sent_after(&self, t: Instant, tail: Duration) -> usize {
+        let last = self.sent.iter().flatten().max().copied();
+        self.sent
+            .iter()
+            .zip(&self.received)
+            .filter(|(s, r)| {
+                r.is_none() && s.is_some_and(|s| s >= t && last.is_none_or(|l| s + tail <= l))
+            })
+            .count()
+    }
+
+    /// Requests sent at or after `t`.
+    pub fn sent_after(&self, t: Instant) -> usize {
+        self.sent.iter().flatten().filter(|s| **s >= t).count()
+    }
+
+    /// The longest round trip of the requests sent at or after `t`: a
+    /// stall that held packets and delivered them in a burst shows here.
+    pub fn max_rtt_sent_after(&self, t: Instant) -> Option<Duration> {
+        self.sent
+            .iter()
+            .zip(&self.received)
+            .filter_map(|(s, r)| match (s, r) {
+                (Some(s), Some(r)) if *s >= t => Some(r.saturating_duration_since(*s)),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// The ICMPv6 errors that arrived at or after `t`.
+    pub fn errors_after(&self, t: Instant) -> Vec<IcmpError> {
+        self.errors.iter().filter(|e| e.at >= t).copied().collect()
+    }
+}
+
+/// What a [`LivePing`] shares with its thread.
+#[derive(Default)]
+struct LiveShared {
+    stop: std::sync::atomic::AtomicBool,
+    replies: std::sync::Mutex<Vec<Instant>>,
+    icmp_errors: std::sync::atomic::AtomicUsize,
+    error: std::sync::Mutex<Option<String>>,
+}
+
+/// A ping that sends one echo request per interval until it is stopped,
+/// recording the send and arrival time of every request and every ICMPv6
+/// error about them (time exceeded, destination unreachable). Roaming
+/// measurements run one from the gateway to the client and one back.
+pub struct LivePing {
+    shared: std::sync::Arc<LiveShared>,
+    handle: Option<thread::JoinHandle<Result<PingRun>>>,
+    linger: std::sync::Arc<std::sync::Mutex<Duration>>,
+}
+
+impl std::fmt::Debug for LivePing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePing")
+            .field("replies", &self.replies())
+            .finish()
+    }
+}
+
+impl LivePing {
+    /// Starts pinging `dst` from the namespace at `netns_path` every `interval`.
+    pub fn start(netns_path: &Path, dst: Ipv6Addr, interval: Duration) -> Result<LivePing> {
+        let ns = File::open(netns_path)
+            .map_err(|e| Error::io(format!("opening namespace {}", netns_path.display()), e))?;
+        let shared = std::sync::Arc::new(LiveShared::default());
+        let linger = std::sync::Arc::new(std::sync::Mutex::new(Duration::from_millis(500)));
+        let (s, l) = (shared.clone(), linger.clone());
+        let handle = thread::Builder::new()
+            .name("lab-live-ping".into())
+            .spawn(move || {
+                let result = live_in_netns(&ns, dst, interval, &s, &l);
+                if let Err(e) = &result {
+                    if let Ok(mut slot) = s.error.lock() {
+                        *slot = Some(e.to_string());
+                    }
+                }
+                result
+            })
+            .map_err(|e| Error::io("spawning ping thread", e))?;
+        Ok(LivePing {
+            shared,
+            handle: Some(handle),
+            linger,
+        })
+    }
+
+    /// Replies received so far.
+    pub fn replies(&self) -> usize {
+        self.shared.replies.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Replies that arrived at or after `t`.
+    pub fn replies_since(&self, t: Instant) -> usize {
+        self.shared
+            .replies
+            .lock()
+            .map(|r| r.iter().filter(|a| **a >= t).count())
+            .unwrap_or(0)
+    }
+
+    /// ICMPv6 errors about our requests received so far.
+    pub fn icmp_errors(&self) -> usize {
+        self.shared
+            .icmp_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A fatal error of the ping thread, if it ended with one.
+    pub fn error(&self) -> Option<String> {
+        self.shared.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Stops sending, waits up to `linger` for the replies still missing, and returns the run.
+    pub fn stop(mut self, linger: Duration) -> Result<PingRun> {
+        if let Ok(mut l) = self.linger.lock() {
+            *l = linger;
+        }
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| Error::Usage("ping thread panicked".into()))?,
+            None => Err(Error::Usage("ping already stopped".into())),
+        }
+    }
+}
+
+impl Drop for LivePing {
+    fn drop(&mut self) {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn live_in_netns(
+    ns: &File,
+    dst: Ipv6Addr,
+    interval: Duration,
+    shared: &LiveShared,
+    linger: &std::sync::Mutex<Duration>,
+) -> Result<PingRun> {
+    // SAFETY: setns on a valid open fd; it moves only this (dedicated) thread.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(Error::io(
+            "setns(CLONE_NEWNET)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        )
+    };
+    if raw < 0 {
+        return Err(Error::io(
+            "opening raw ICMPv6 socket (needs root)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let id = next_identifier();
+    let mut run = PingRun {
+        destination: Some(dst),
+        ..PingRun::default()
+    };
+    let start = Instant::now();
+    let mut seq: u32 = 0;
+    let mut linger_until: Option<Instant> = None;
+    // Bounded: sends stop at LIVE_MAX_REQUESTS, then the linger ends the loop.
+    loop {
+        let now = Instant::now();
+        if linger_until.is_none()
+            && (shared.stop.load(std::sync::atomic::Ordering::Relaxed) || seq >= LIVE_MAX_REQUESTS)
+        {
+            let l = linger
+                .lock()
+                .map(|l| *l)
+                .unwrap_or(Duration::from_millis(500));
+            linger_until = Some(now + l);
+        }
+        match linger_until {
+            Some(end) => {
+                let all_in = run
+                    .sent
+                    .iter()
+                    .zip(&run.received)
+                    .all(|(s, r)| s.is_none() || r.is_some());
+                if now >= end || all_in {
+                    break;
+                }
+            }
+            None => {
+                if now >= start + interval * seq {
+                    let s = u16::try_from(seq).unwrap_or(u16::MAX);
+                    match send_echo(&sock, dst, 0, id, s) {
+                        Ok(()) => run.sent.push(Some(Instant::now())),
+                        Err(e) => {
+                            run.sent.push(None);
+                            run.send_errors += 1;
+                            run.first_error.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                    run.received.push(None);
+                    seq += 1;
+                    continue;
+                }
+            }
+        }
+        let wake = linger_until.unwrap_or(start + interval * seq);
+        let wait = wake
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(20));
+        let reply = receive_reply(&sock, dst, id, wait)?;
+        let at = Instant::now();
+        match reply {
+            Some(Reply::Echo(rseq)) => {
+                if let Some(slot) = run.received.get_mut(usize::from(rseq)) {
+                    if slot.is_some() {
+                        run.duplicates += 1;
+                    } else {
+                        *slot = Some(at);
+                        if let Ok(mut r) = shared.replies.lock() {
+                            r.push(at);
+                        }
+                    }
+                }
+            }
+            Some(Reply::Unreachable { code, from }) => run.errors.push(IcmpError {
+                at,
+                icmp_type: DEST_UNREACHABLE,
+                code,
+                from,
+            }),
+            Some(Reply::TimeExceeded { code, from }) => run.errors.push(IcmpError {
+                at,
+                icmp_type: TIME_EXCEEDED,
+                code,
+                from,
+            }),
+            None => {}
+        }
+        if matches!(
+            reply,
+            Some(Reply::Unreachable { .. } | Reply::TimeExceeded { .. })
+        ) {
+            shared
+                .icmp_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Ok(run)
+}
+
 fn ns_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -168,6 +528,7 @@ fn run(
         send_errors: 0,
         first_error: None,
         unreachable: Vec::new(),
+        time_exceeded: Vec::new(),
     };
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
     let start = Instant::now();
@@ -203,6 +564,9 @@ fn run(
         let reply = receive_reply(&sock, dst, id, wake.saturating_duration_since(now))?;
         if let Some(Reply::Unreachable { code, from }) = reply {
             result.unreachable.push((code, from));
+        }
+        if let Some(Reply::TimeExceeded { code, from }) = reply {
+            result.time_exceeded.push((code, from));
         }
         if let Some(Reply::Echo(seq)) = reply {
             let idx = seq as usize;
@@ -258,6 +622,8 @@ enum Reply {
     Echo(u16),
     /// A destination-unreachable error quoting one of our requests.
     Unreachable { code: u8, from: Ipv6Addr },
+    /// A time-exceeded error (hop limit: a loop) quoting one of our requests.
+    TimeExceeded { code: u8, from: Ipv6Addr },
 }
 
 /// Waits up to `wait` for one ICMPv6 packet; returns what it means for us.
@@ -314,10 +680,13 @@ fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Resu
 
 /// Destination unreachable (RFC 4443 §3.1).
 const DEST_UNREACHABLE: u8 = 1;
+/// Time exceeded (RFC 4443 §3.3).
+const TIME_EXCEEDED: u8 = 3;
 
 /// What `packet` (an ICMPv6 message from `from`) means for our ping to `dst`.
 fn parse_reply(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<Reply> {
-    if packet.first() == Some(&DEST_UNREACHABLE) {
+    let kind = packet.first().copied();
+    if kind == Some(DEST_UNREACHABLE) || kind == Some(TIME_EXCEEDED) {
         // The quoted packet: IPv6 header after 8 bytes, our echo request after it.
         let quoted = packet.get(HEADER_LEN..)?;
         let quoted_dst: [u8; 16] = quoted.get(24..40)?.try_into().ok()?;
@@ -326,9 +695,11 @@ fn parse_reply(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<
             && echo.first() == Some(&ECHO_REQUEST)
             && echo.get(4..6) == Some(&id.to_be_bytes()[..])
         {
-            return Some(Reply::Unreachable {
-                code: *packet.get(1)?,
-                from,
+            let code = *packet.get(1)?;
+            return Some(if kind == Some(TIME_EXCEEDED) {
+                Reply::TimeExceeded { code, from }
+            } else {
+                Reply::Unreachable { code, from }
             });
         }
         return None;
@@ -378,6 +749,16 @@ mod tests {
         );
         assert_eq!(parse_reply(&error, router, dst, 0x1235), None);
         assert_eq!(parse_reply(&error[..40], router, dst, 0x1234), None);
+        // The same quoted request in a time-exceeded error (a loop).
+        error[0] = TIME_EXCEEDED;
+        error[1] = 0;
+        assert_eq!(
+            parse_reply(&error, router, dst, 0x1234),
+            Some(Reply::TimeExceeded {
+                code: 0,
+                from: router
+            })
+        );
     }
 
     #[test]
@@ -390,6 +771,7 @@ mod tests {
             send_errors: 0,
             first_error: None,
             unreachable: Vec::new(),
+            time_exceeded: Vec::new(),
         };
         assert!(!r.all_received());
         assert_eq!(r.mean_rtt(), Some(Duration::from_millis(2)));

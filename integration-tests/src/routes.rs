@@ -29,6 +29,10 @@ pub struct Route {
     pub gateway: Option<Ipv6Addr>,
     /// Route metric, if printed.
     pub metric: Option<u32>,
+    /// Flags as printed (`linkdown`, `onlink`, ...).
+    pub flags: Vec<String>,
+    /// Table, when listed with `table all` (`main`, `local`, a number); `None` means main.
+    pub table: Option<String>,
 }
 
 impl Route {
@@ -55,6 +59,18 @@ impl Route {
     /// True for a usable route (type unicast) installed by babeld.
     pub fn is_babel_unicast(&self) -> bool {
         self.kind == "unicast" && self.protocol_number() == Some(PROTO_BABEL)
+    }
+
+    /// True if the kernel marked the route's device as without carrier.
+    pub fn is_linkdown(&self) -> bool {
+        self.flags.iter().any(|f| f == "linkdown")
+    }
+
+    /// True if the route is in the main table (or the table was not printed).
+    pub fn in_main_table(&self) -> bool {
+        self.table
+            .as_deref()
+            .is_none_or(|t| t == "main" || t == "254")
     }
 
     /// True if the destination is exactly the host `addr` (`addr` or `addr/128`).
@@ -106,6 +122,21 @@ pub fn parse_json(json: &str) -> Result<Vec<Route>> {
                     .get("metric")
                     .and_then(Value::as_u64)
                     .and_then(|m| u32::try_from(m).ok()),
+                flags: entry
+                    .get("flags")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                table: match entry.get("table") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                },
             })
         })
         .collect()
@@ -132,6 +163,21 @@ mod tests {
         assert_eq!(routes[1].dev.as_deref(), Some("m-n2"));
         assert_eq!(routes[2].kind, "unreachable");
         assert!(!routes[2].is_babel_unicast());
+        assert!(routes[1].flags.iter().any(|f| f == "onlink"));
+        assert!(!routes[1].is_linkdown());
+        assert!(routes[1].in_main_table());
+    }
+
+    #[test]
+    fn parses_linkdown_and_tables() {
+        let json = r#"[
+            {"dst":"default","gateway":"fe80::1","dev":"eth0","protocol":"boot","metric":1024,"flags":["linkdown"],"pref":"medium"},
+            {"type":"local","dst":"fddd:1::101","table":"local","dev":"eth0","protocol":"kernel","metric":0,"flags":[]}
+        ]"#;
+        let routes = parse_json(json).expect("parses");
+        assert!(routes[0].is_linkdown());
+        assert_eq!(routes[1].table.as_deref(), Some("local"));
+        assert!(!routes[1].in_main_table());
     }
 
     #[test]
@@ -143,6 +189,8 @@ mod tests {
             dev: None,
             gateway: None,
             metric: None,
+            flags: Vec::new(),
+            table: None,
         };
         assert!(!r.is_host("fddd:1::".parse().expect("addr")));
     }

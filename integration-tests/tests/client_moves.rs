@@ -87,3 +87,61 @@ fn client_reaches_next_node_before_and_after_moving() {
         "no bridge on the gateway"
     );
 }
+
+#[test]
+fn carrier_move_keeps_the_clients_routes() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    let c1 = lab.add_client("c1", "n1").expect("add client").clone();
+    let default_route = |lab: &Lab| {
+        lab.client("c1")
+            .expect("c1")
+            .netns
+            .routes()
+            .expect("client routes")
+            .into_iter()
+            .find(|r| r.dst == "default")
+    };
+    let before = default_route(&lab).expect("default route before the move");
+    assert!(!before.is_linkdown(), "{before:?}");
+
+    // Carrier lost: the client's interface stays up, its routes stay, marked linkdown.
+    lab.detach_client("c1").expect("detach");
+    let link = c1.ip(&["link", "show", "dev", "eth0"]).expect("link");
+    assert!(link.contains("NO-CARRIER"), "{link}");
+    assert!(link.contains(",UP"), "still admin-up: {link}");
+    let during = default_route(&lab).expect("default route kept without carrier");
+    assert!(during.is_linkdown(), "{during:?}");
+    assert_eq!(during.gateway, Some(NEXT_NODE_ADDRESS));
+    let addrs = c1
+        .ip(&["-6", "addr", "show", "dev", "eth0"])
+        .expect("addrs");
+    assert!(addrs.contains(&format!("{}/64", c1.address)), "{addrs}");
+    assert!(
+        bridge_ports(&lab, "n1").is_empty(),
+        "the port left the bridge"
+    );
+
+    // Carrier back on n2.
+    lab.attach_client("c1", "n2").expect("attach");
+    assert_eq!(bridge_ports(&lab, "n2"), vec!["c-c1"]);
+    let ready = l3roamd_lab::wait::until("carrier back", Duration::from_secs(5), || {
+        Ok(match default_route(&lab) {
+            Some(r) if !r.is_linkdown() => l3roamd_lab::wait::Check::Ready(()),
+            other => l3roamd_lab::wait::Check::Pending(format!("{other:?}")),
+        })
+    });
+    assert!(ready.is_ok(), "{ready:?}");
+    let ping = lab
+        .ping_via(
+            "c1",
+            &c1.iface,
+            NEXT_NODE_ADDRESS,
+            2,
+            Duration::from_millis(100),
+        )
+        .expect("ping fe80::1");
+    assert!(ping.all_received(), "c1 on n2 → next-node router: {ping}");
+}
