@@ -47,7 +47,9 @@ mod path_counters {
         FoundSent => "found_sent": "FOUND notices sent to seeking nodes.",
         FoundReceived => "found_received": "FOUND notices received from finders.",
         DataDelivered => "data_delivered": "Encapsulated packets received and put on a client link.",
-        DataRefused => "data_refused": "Encapsulated packets refused: not for a client of this node.",
+        DataRefused => "data_refused": "Encapsulated packets refused: not for a client (or a node-client address) of this node.",
+        NodeClientForwarded => "node_client_forwarded": "Packets for a node-client address in handover sent on to the claiming node.",
+        NodeClientDropped => "node_client_dropped": "Packets for a node-client address in handover with no claiming node known.",
         DatapathForeign => "datapath_foreign": "Data-path datagrams from an interface that is not a mesh interface.",
         DatapathMalformed => "datapath_malformed": "Data-path datagrams that did not decode.",
         HostRoutesInstalled => "host_routes_installed": "Host routes installed.",
@@ -301,6 +303,22 @@ impl<P: Platform> Engine<P> {
     // ===== events =====
 
     async fn tun_packet(&mut self, packet: Vec<u8>, now: Instant) {
+        // A node-client address whose route is handed over: the intercom
+        // (CLAIM, INFO, ACK, our own client-db's too) goes on to the node
+        // that claimed the client, so it does not depend on babel having
+        // spread that node's announcement yet.
+        if let Some((_, dst)) = addresses(&packet) {
+            if self.mesh.node_client_prefix.contains(&dst) {
+                match self.roaming.handover_target(&dst) {
+                    Some(node) => {
+                        self.counters.count(C::NodeClientForwarded);
+                        self.execute(vec![Action::Forward { node, packet }]).await;
+                    }
+                    None => self.counters.count(C::NodeClientDropped),
+                }
+                return;
+            }
+        }
         let actions = self.held.packet(packet, now);
         self.execute(actions).await;
     }
@@ -471,7 +489,7 @@ impl<P: Platform> Engine<P> {
                 // on its way, or never comes), back into the catch-all, where
                 // it is held and sought on our own links like any packet.
                 let dst = addresses(&payload).map(|(_, dst)| dst);
-                let Some(dst) = dst.filter(|d| self.is_client(d)) else {
+                let Some(dst) = dst.filter(|d| self.is_client(d) || self.roaming.holds(d)) else {
                     self.counters.count(C::DataRefused);
                     return;
                 };
@@ -1231,6 +1249,48 @@ mod tests {
         assert_eq!(lab.host_routes(CLIENT).len(), 1);
         lab.engine.tick(t0 + Duration::from_secs(5)).await;
         assert!(lab.host_routes(CLIENT).is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_intercom_for_a_handed_over_node_client_address_goes_to_the_claimer() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        let release = DbEvent::Release {
+            mac: mac(),
+            claimed_by: a(OTHER),
+        };
+        lab.engine.db_event(release, t0).await;
+        let nca = node_client_address();
+        assert_eq!(lab.kernel().host_routes(nca).len(), 1, "handed over");
+        // The client is back here and our client-db claims it: the CLAIM
+        // falls into the TUN device (the handover route) and goes on as DATA.
+        lab.engine.tun_packet(packet_to(&nca.to_string()), t0).await;
+        let sent = lab.parts.data.sent.borrow().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, a(OTHER));
+        assert_eq!(lab.engine.counters.get(C::NodeClientForwarded), 1);
+        // A node-client address nobody claimed from us: dropped, counted.
+        lab.engine.tun_packet(packet_to("fec0::1"), t0).await;
+        assert_eq!(lab.parts.data.sent.borrow().len(), 1);
+        assert_eq!(lab.engine.counters.get(C::NodeClientDropped), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn data_for_a_node_client_address_is_delivered_only_where_it_is_held() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        let nca = node_client_address().to_string();
+        let data = |dst: &str| Received::Packet {
+            from: a("fe80::3"),
+            packet: Packet::data(a(OTHER), 1, packet_to(dst)),
+        };
+        lab.engine.data_received(data(&nca)).await;
+        assert!(lab.parts.tun.sent.borrow().is_empty());
+        assert_eq!(lab.engine.counters.get(C::DataRefused), 1);
+        lab.serve(t0).await;
+        lab.engine.data_received(data(&nca)).await;
+        assert_eq!(*lab.parts.tun.sent.borrow(), vec![packet_to(&nca)]);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -118,6 +118,10 @@ struct Handover {
     mac: MacAddr,
     /// When the handover ends.
     until: Instant,
+    /// The node that claimed the client, when known: packets for a
+    /// node-client address in handover (CLAIM, INFO, ACK, also our own)
+    /// go there.
+    to: Option<Ipv6Addr>,
 }
 
 /// What the roaming state is configured with.
@@ -198,6 +202,19 @@ impl Roaming {
             .iter()
             .find(|(_, c)| !matches!(c.phase, Phase::Leaving { .. }) && c.addresses.contains(addr))
             .map(|(mac, _)| *mac)
+    }
+
+    /// Where packets for `addr`, whose route is handed over, go: the node
+    /// that claimed its client, if known.
+    pub fn handover_target(&self, addr: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.handovers.get(addr).and_then(|h| h.to)
+    }
+
+    /// Whether this node holds the node-client address `addr`.
+    pub fn holds(&self, addr: &Ipv6Addr) -> bool {
+        self.clients.iter().any(|(mac, c)| {
+            c.holds_node_client_addr && node_client_addr(&self.node_client_prefix, mac) == *addr
+        })
     }
 
     fn routable(&self, addr: &Ipv6Addr) -> bool {
@@ -406,7 +423,10 @@ impl Roaming {
         if client.phase == Phase::Claiming {
             client.phase = Phase::Serving;
         }
-        if client.holds_node_client_addr {
+        // A client that left while its claim was open: holding its
+        // node-client address now would draw the next node's CLAIM here
+        // and make two holders.
+        if client.holds_node_client_addr || matches!(client.phase, Phase::Leaving { .. }) {
             return Vec::new();
         }
         client.holds_node_client_addr = true;
@@ -438,11 +458,11 @@ impl Roaming {
         };
         let mut actions: Vec<Action> = Vec::new();
         for addr in &client.addresses {
-            actions.push(self.withdraw(mac, *addr, now));
+            actions.push(self.withdraw(mac, *addr, now, Some(node)));
             actions.push(Action::ForwardTo { addr: *addr, node });
         }
         if client.holds_node_client_addr {
-            actions.extend(self.release_node_client_addr(mac, now));
+            actions.extend(self.release_node_client_addr(mac, now, Some(node)));
         }
         self.remember(mac, client.addresses);
         actions
@@ -481,7 +501,7 @@ impl Roaming {
         let mac = *mac;
         if matches!(client.phase, Phase::Leaving { .. }) {
             client.addresses.remove(&addr);
-            return (vec![self.withdraw(mac, addr, now)], None);
+            return (vec![self.withdraw(mac, addr, now, None)], None);
         }
         (Vec::new(), Some(mac))
     }
@@ -533,10 +553,10 @@ impl Roaming {
                 continue;
             };
             for addr in &client.addresses {
-                actions.push(self.withdraw(mac, *addr, now));
+                actions.push(self.withdraw(mac, *addr, now, None));
             }
             if client.holds_node_client_addr {
-                actions.extend(self.release_node_client_addr(mac, now));
+                actions.extend(self.release_node_client_addr(mac, now, None));
             }
             actions.push(Action::Forget(mac));
             self.remember(mac, client.addresses);
@@ -554,7 +574,13 @@ impl Roaming {
     /// the new node's and may stay selected, a loop (docs/design-notes.md,
     /// "A client comes back"). After a handover our last word is the
     /// handover metric, which nobody prefers.
-    fn withdraw(&mut self, mac: MacAddr, addr: Ipv6Addr, now: Instant) -> Action {
+    fn withdraw(
+        &mut self,
+        mac: MacAddr,
+        addr: Ipv6Addr,
+        now: Instant,
+        to: Option<Ipv6Addr>,
+    ) -> Action {
         if self.handover.is_zero()
             || (!self.handovers.contains_key(&addr) && self.handovers.len() >= 2 * self.max_clients)
         {
@@ -566,6 +592,7 @@ impl Roaming {
             Handover {
                 mac,
                 until: now + self.handover,
+                to,
             },
         );
         Action::HandOver(addr)
@@ -573,10 +600,15 @@ impl Roaming {
 
     /// Lets go of the node-client address of `mac`: its route is handed
     /// over like a client address, then the address itself goes.
-    fn release_node_client_addr(&mut self, mac: MacAddr, now: Instant) -> Vec<Action> {
+    fn release_node_client_addr(
+        &mut self,
+        mac: MacAddr,
+        now: Instant,
+        to: Option<Ipv6Addr>,
+    ) -> Vec<Action> {
         let addr = node_client_addr(&self.node_client_prefix, &mac);
         vec![
-            self.withdraw(mac, addr, now),
+            self.withdraw(mac, addr, now, to),
             Action::ReleaseNodeClientAddr(mac),
         ]
     }
@@ -737,6 +769,16 @@ mod tests {
             .tick(t0 + Duration::from_secs(10))
             .iter()
             .any(|x| matches!(x, Action::RemoveRoute(_))));
+    }
+
+    #[test]
+    fn a_client_that_left_during_its_claim_does_not_get_its_node_client_address() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.gone(mac(), t0);
+        assert!(r.claim_done(mac()).is_empty());
+        assert!(!r.clients()[&mac()].holds_node_client_addr);
     }
 
     #[test]
