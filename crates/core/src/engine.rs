@@ -479,7 +479,12 @@ impl<P: Platform> Engine<P> {
             Body::Found { addr, .. } => {
                 self.counters.count(C::FoundReceived);
                 tracing::debug!(client = %addr, finder = %packet.sender, %from, "FOUND");
-                let actions = self.held.found(addr, packet.sender, Instant::now());
+                let now = Instant::now();
+                // A client that left here was found elsewhere: hand it
+                // over now, without waiting for that node's CLAIM.
+                let actions = self.roaming.found_elsewhere(addr, packet.sender, now);
+                self.execute_roaming(actions).await;
+                let actions = self.held.found(addr, packet.sender, now);
                 self.execute(actions).await;
             }
             Body::Data { payload } => {
@@ -566,9 +571,12 @@ impl<P: Platform> Engine<P> {
                     }
                 }
                 R::Park(addr) => {
-                    // Same protocol and metric: babel sees no change.
+                    // Announced with the handover metric while the client
+                    // is away: a node that has it now wins at once, with no
+                    // tie against our metric-0 announcement (and nothing of
+                    // ours stays behind as a stale metric-0 entry).
                     let route =
-                        self.host_route(addr, self.config.route_protocol, Some(self.tun_index));
+                        self.host_route(addr, self.config.handover_protocol, Some(self.tun_index));
                     match self.kernel.replace_route(&route).await {
                         Ok(()) => {
                             self.counters.count(C::Parked);
@@ -1165,7 +1173,7 @@ mod tests {
         let t0 = Instant::now();
         lab.engine.presence(PresenceEvent::SnapshotStart, t0).await;
         lab.engine.presence(PresenceEvent::SnapshotDone, t0).await;
-        assert_eq!(lab.host_routes(CLIENT), vec![(158, "l3roam0".into())]);
+        assert_eq!(lab.host_routes(CLIENT), vec![(159, "l3roam0".into())]);
         // After the grace period: handed over (our last announcement has
         // the handover metric), then removed.
         let grace_over = t0 + Duration::from_secs(5);
@@ -1299,7 +1307,7 @@ mod tests {
         let t0 = Instant::now();
         lab.serve(t0).await;
         lab.engine.presence(PresenceEvent::Gone(mac()), t0).await;
-        assert_eq!(lab.host_routes(CLIENT), vec![(158, "l3roam0".into())]);
+        assert_eq!(lab.host_routes(CLIENT), vec![(159, "l3roam0".into())]);
         lab.engine.tun_packet(packet_to(CLIENT), t0).await;
         assert_eq!(
             lab.seeks.try_recv().ok(),

@@ -53,10 +53,11 @@ pub enum Action {
     /// Remove the client's node-client address from this node (its route
     /// is handed over or removed by the action before).
     ReleaseNodeClientAddr(MacAddr),
-    /// The client left (clientmon): route `addr` into the TUN device, where
-    /// its packets are held and sought instead of being sent on a link the
-    /// client is no longer on; the new node's claim, or the client coming
-    /// back, lets them go on.
+    /// The client left (clientmon): route `addr` into the TUN device (with
+    /// the handover protocol, so babeld announces it with the handover
+    /// metric), where its packets are held and sought instead of being sent
+    /// on a link the client is no longer on; the new node's claim or FOUND,
+    /// or the client coming back, lets them go on.
     Park(Ipv6Addr),
     /// Hand the route for `addr` over (a client address or a node-client
     /// address this node stops serving): replace core's route for it, in
@@ -84,7 +85,9 @@ pub enum Phase {
     Claiming,
     /// Attached here and claimed.
     Serving,
-    /// clientmon says it left; its routes go when the grace period ends.
+    /// clientmon says it left; its routes are parked (into the TUN device,
+    /// announced with the handover metric) and go when the grace period
+    /// ends.
     Leaving {
         /// When it was reported gone.
         since: Instant,
@@ -254,6 +257,10 @@ impl Roaming {
                         interface: client.interface.clone(),
                         mac,
                     }));
+                    // The installs replace parked or handed-over routes.
+                    for addr in &client.addresses {
+                        self.handovers.remove(addr);
+                    }
                 }
             }
             None => {
@@ -506,6 +513,28 @@ impl Roaming {
         (Vec::new(), Some(mac))
     }
 
+    /// Another core found `addr` on its link (FOUND): if a client that
+    /// left here has it, its route is handed over to that node at once.
+    pub fn found_elsewhere(&mut self, addr: Ipv6Addr, node: Ipv6Addr, now: Instant) -> Vec<Action> {
+        if node == self.node_address {
+            return Vec::new();
+        }
+        let Some(mac) = self
+            .clients
+            .iter()
+            .find(|(_, c)| matches!(c.phase, Phase::Leaving { .. }) && c.addresses.contains(&addr))
+            .map(|(mac, _)| *mac)
+        else {
+            return Vec::new();
+        };
+        // The address stays the client's: if it comes back here, its route
+        // returns to the link with the others.
+        vec![
+            self.withdraw(mac, addr, now, Some(node)),
+            Action::ForwardTo { addr, node },
+        ]
+    }
+
     /// Timers: clients whose grace period is over lose their routes and
     /// node-client address; client-db keeps their record.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
@@ -592,7 +621,7 @@ impl Roaming {
             Handover {
                 mac,
                 until: now + self.handover,
-                to,
+                to: to.or(self.handovers.get(&addr).and_then(|h| h.to)),
             },
         );
         Action::HandOver(addr)
@@ -779,6 +808,36 @@ mod tests {
         r.gone(mac(), t0);
         assert!(r.claim_done(mac()).is_empty());
         assert!(!r.clients()[&mac()].holds_node_client_addr);
+    }
+
+    #[test]
+    fn a_departed_client_found_elsewhere_is_handed_over_at_once() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        assert!(
+            r.found_elsewhere(a("fddd:1::100"), a(OTHER), t0).is_empty(),
+            "still here"
+        );
+        r.gone(mac(), t0);
+        assert_eq!(
+            r.found_elsewhere(a("fddd:1::100"), a(OTHER), t0),
+            vec![
+                Action::HandOver(a("fddd:1::100")),
+                Action::ForwardTo {
+                    addr: a("fddd:1::100"),
+                    node: a(OTHER)
+                }
+            ]
+        );
+        assert_eq!(r.handover_target(&a("fddd:1::100")), Some(a(OTHER)));
+        // Back before the claim: its route returns to the link.
+        assert_eq!(
+            r.appeared(mac(), "br-client".into(), &[]),
+            vec![Action::Claim(mac()), install("fddd:1::100")]
+        );
+        assert_eq!(r.handover_target(&a("fddd:1::100")), None);
     }
 
     #[test]
