@@ -49,6 +49,7 @@ mod path_counters {
         DataDelivered => "data_delivered": "Encapsulated packets received and put on a client link.",
         DataRefused => "data_refused": "Encapsulated packets refused: not for a client (or a node-client address) of this node.",
         NodeClientForwarded => "node_client_forwarded": "Packets for a node-client address in handover sent on to the claiming node.",
+        NextNodeAnnounced => "next_node_announced": "Unsolicited neighbor advertisements of the next-node router sent to an arriving client's link.",
         NodeClientDropped => "node_client_dropped": "Packets for a node-client address in handover with no claiming node known.",
         DatapathForeign => "datapath_foreign": "Data-path datagrams from an interface that is not a mesh interface.",
         DatapathMalformed => "datapath_malformed": "Data-path datagrams that did not decode.",
@@ -415,6 +416,7 @@ impl<P: Platform> Engine<P> {
             } => {
                 tracing::info!(%mac, interface, "client appeared");
                 let interface = self.client_link(&interface);
+                self.announce_next_node(&interface);
                 self.roaming.appeared(mac, interface, &addresses)
             }
             PresenceEvent::AddressLearned(mac, addr) => self.roaming.address_learned(mac, addr),
@@ -688,6 +690,28 @@ impl<P: Platform> Engine<P> {
         }
     }
 
+    /// Tells the clients on `interface` where the next-node router is
+    /// (an unsolicited neighbor advertisement), so that a client that has
+    /// just come back from a carrier loss does not wait a second for its
+    /// own retried solicitation ([`crate::icmp::next_node_advertisement`]).
+    fn announce_next_node(&mut self, interface: &str) {
+        let Some(mac) = self.mesh.next_node_mac else {
+            return;
+        };
+        let Some(ifindex) = self.kernel.interface_index(interface) else {
+            return;
+        };
+        let source = self.mesh.next_node_address;
+        let message = crate::icmp::next_node_advertisement(source, &mac);
+        match self.icmp.announce(ifindex, source, &message) {
+            Ok(()) => self.counters.count(C::NextNodeAnnounced),
+            Err(e) => {
+                self.counters.count(C::Errors);
+                tracing::debug!(interface, error = %e, "cannot announce the next-node router");
+            }
+        }
+    }
+
     /// The client interface a route to a client seen on `interface` goes
     /// through: the interface itself if it is a client interface, else the
     /// bridge it is a port of (clientmon names bridge ports).
@@ -948,7 +972,7 @@ mod tests {
             client_prefixes: vec!["fddd:1::/64".parse().unwrap()],
             node_client_prefix: "fec0::/64".parse().unwrap(),
             next_node_address: a("fe80::1"),
-            next_node_mac: None,
+            next_node_mac: Some("02:4e:4e:00:00:01".parse().unwrap()),
             intercom_port: 5523,
             data_port: 5524,
         }
@@ -1215,6 +1239,13 @@ mod tests {
         );
         lab.engine.db_event(DbEvent::ClaimDone(mac()), t0).await;
         assert_eq!(lab.kernel().addresses, vec![(node_client_address(), 1)]);
+        // Its link heard where the next-node router is.
+        let announced = lab.parts.icmp.announced.borrow().clone();
+        assert_eq!(announced.len(), 1);
+        assert_eq!(
+            (announced[0].0, announced[0].1),
+            (lab.index("br-client"), a("fe80::1"))
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -35,6 +35,34 @@ pub fn unreachable_message(packet: &[u8]) -> Option<(Ipv6Addr, Vec<u8>)> {
     Some((src, message))
 }
 
+/// ICMPv6 type "neighbor advertisement".
+const NEIGHBOR_ADVERTISEMENT: u8 = 136;
+/// NA flags: router, override (not solicited: nobody asked).
+const ROUTER_OVERRIDE: u8 = 0x80 | 0x20;
+/// NDP option "target link-layer address".
+const TARGET_LLADDR: u8 = 2;
+
+/// An unsolicited neighbor advertisement (RFC 4861 §4.4, §7.2.6) of the
+/// next-node router: `target` (the next-node address) is at `mac`, a router,
+/// override. A client that lost carrier has flushed its neighbour cache and,
+/// if it kept sending, holds an INCOMPLETE entry for its router whose first
+/// solicitation went out while it had no link: it retries only after its
+/// RetransTimer (1 s), and everything it sends waits in that entry. This
+/// advertisement resolves the entry at once (to STALE, which sends the
+/// queue).
+pub fn next_node_advertisement(target: Ipv6Addr, mac: &l3roamd_types::MacAddr) -> Vec<u8> {
+    let mut message = Vec::with_capacity(32);
+    // Type, code, checksum (the kernel fills it in), flags, reserved.
+    message.extend_from_slice(&[NEIGHBOR_ADVERTISEMENT, 0, 0, 0, ROUTER_OVERRIDE, 0, 0, 0]);
+    message.extend_from_slice(&target.octets());
+    message.extend_from_slice(&[TARGET_LLADDR, 1]);
+    message.extend_from_slice(&mac.0);
+    message
+}
+
+/// The all-nodes multicast address.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
 /// A raw ICMPv6 socket for sending errors.
 #[derive(Debug)]
 pub struct IcmpSender {
@@ -69,7 +97,21 @@ impl IcmpSender {
                 std::mem::size_of_val(&filter) as libc::socklen_t,
             );
         }
+        // Neighbour discovery needs hop limit 255 (RFC 4861 §7.1.2); only
+        // the advertisements go to a multicast group.
+        l3roamd_net::pktinfo::set_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, 255)?;
+        // The next-node address lives on another interface (the next-node
+        // device on the client bridge) than the one the advertisement
+        // leaves by.
+        l3roamd_net::pktinfo::set_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, 1)?;
         Ok(IcmpSender { fd })
+    }
+
+    /// Sends the ND `message` from `source` (the next-node address) to all
+    /// nodes on interface `ifindex`.
+    pub fn announce(&self, ifindex: u32, source: Ipv6Addr, message: &[u8]) -> std::io::Result<()> {
+        let to = std::net::SocketAddrV6::new(ALL_NODES, 0, 0, ifindex);
+        l3roamd_net::pktinfo::send(&self.fd, message, to, Some(source), ifindex).map(|_| ())
     }
 
     /// Sends `message` to `dst`; the kernel picks the source address and
@@ -100,6 +142,16 @@ impl IcmpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_node_advertisement_is_an_unsolicited_router_override_with_its_mac() {
+        let mac: l3roamd_types::MacAddr = "02:4e:4e:00:00:01".parse().unwrap();
+        let na = next_node_advertisement("fe80::1".parse().unwrap(), &mac);
+        let mut want = vec![136, 0, 0, 0, 0xa0, 0, 0, 0, 0xfe, 0x80];
+        want.extend_from_slice(&[0; 13]);
+        want.extend_from_slice(&[1, 2, 1, 0x02, 0x4e, 0x4e, 0, 0, 1]);
+        assert_eq!(na, want);
+    }
 
     fn packet(src: &str, next: u8, payload: &[u8]) -> Vec<u8> {
         let src: Ipv6Addr = src.parse().unwrap();

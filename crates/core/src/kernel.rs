@@ -128,10 +128,13 @@ pub trait DataLink {
     async fn send(&self, node: Ipv6Addr, packet: &Packet) -> std::io::Result<()>;
 }
 
-/// Where ICMPv6 errors go out.
+/// Where ICMPv6 errors and the next-node router's advertisements go out.
 pub trait IcmpErrors {
     /// Sends the ICMPv6 `message` to `to`.
     fn send(&self, to: Ipv6Addr, message: &[u8]) -> std::io::Result<()>;
+    /// Sends the neighbour-discovery `message` from `source` to all nodes
+    /// on interface `ifindex`, hop limit 255.
+    fn announce(&self, ifindex: u32, source: Ipv6Addr, message: &[u8]) -> std::io::Result<()>;
 }
 
 /// One set of implementations of the seam.
@@ -203,5 +206,9 @@ impl DataLink for crate::datapath::DataPath {
 impl IcmpErrors for crate::icmp::IcmpSender {
     fn send(&self, to: Ipv6Addr, message: &[u8]) -> std::io::Result<()> {
         crate::icmp::IcmpSender::send(self, to, message)
+    }
+
+    fn announce(&self, ifindex: u32, source: Ipv6Addr, message: &[u8]) -> std::io::Result<()> {
+        crate::icmp::IcmpSender::announce(self, ifindex, source, message)
     }
 }

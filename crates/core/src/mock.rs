@@ -252,16 +252,25 @@ impl DataLink for MockData {
     }
 }
 
-/// ICMPv6 errors, recorded.
+/// ICMPv6 errors and announcements, recorded.
 #[derive(Debug, Clone, Default)]
 pub struct MockIcmp {
     /// `(to, message)` in order.
     pub sent: Record<(Ipv6Addr, Vec<u8>)>,
+    /// `(ifindex, source, message)` in order.
+    pub announced: Record<(u32, Ipv6Addr, Vec<u8>)>,
 }
 
 impl IcmpErrors for MockIcmp {
     fn send(&self, to: Ipv6Addr, message: &[u8]) -> std::io::Result<()> {
         self.sent.borrow_mut().push((to, message.to_vec()));
+        Ok(())
+    }
+
+    fn announce(&self, ifindex: u32, source: Ipv6Addr, message: &[u8]) -> std::io::Result<()> {
+        self.announced
+            .borrow_mut()
+            .push((ifindex, source, message.to_vec()));
         Ok(())
     }
 }
