@@ -93,7 +93,7 @@ impl BabelConfig {
             line(&format!("router-id {id}"));
         }
         line(&format!(
-            "default type wired hello-interval {}",
+            "default type wired hello-interval {} split-horizon false",
             self.hello_interval.as_secs_f64()
         ));
         for iface in &self.interfaces {
@@ -295,7 +295,7 @@ mod tests {
                     .expect("nca")
         );
         assert!(!text.contains("redistribute local ip fec0::/64"));
-        assert!(text.contains("default type wired hello-interval 1\n"));
+        assert!(text.contains("default type wired hello-interval 1 split-horizon false\n"));
         assert!(text.contains("\nsmoothing-half-life 0\n"));
         assert!(text.contains("interface m-gw\ninterface m-n2\n"));
         assert!(text.contains("router-id 02:00:00:00:00:01\n"));
