@@ -23,8 +23,12 @@ use tonic::transport::Channel;
 pub enum NeighbourEvent {
     /// A WatchNeighbours stream was (re)established: the snapshot follows.
     SnapshotStart,
-    /// A neighbour found (also every snapshot entry).
+    /// A neighbour found just now.
     Found(FoundNeighbour),
+    /// A snapshot entry: a neighbour ndproxy found some time ago. Not a
+    /// sign of presence (the client may have left since, while core was
+    /// down; clientmon says who is here), so the engine does not act on it.
+    Listed(FoundNeighbour),
     /// The snapshot is complete.
     SnapshotDone,
 }
@@ -33,9 +37,8 @@ pub enum NeighbourEvent {
 fn event(e: &pb::NeighbourEvent) -> Option<NeighbourEvent> {
     use pb::neighbour_event::Event;
     match e.event.as_ref()? {
-        Event::Snapshot(n) | Event::Found(n) => {
-            FoundNeighbour::from_pb(n).map(NeighbourEvent::Found)
-        }
+        Event::Snapshot(n) => FoundNeighbour::from_pb(n).map(NeighbourEvent::Listed),
+        Event::Found(n) => FoundNeighbour::from_pb(n).map(NeighbourEvent::Found),
         Event::SnapshotDone(_) => Some(NeighbourEvent::SnapshotDone),
     }
 }
@@ -148,14 +151,20 @@ mod tests {
             interface: "br-client".to_string(),
             sought_by: vec![seeker.into()],
         };
-        let found = Some(NeighbourEvent::Found(FoundNeighbour {
+        let neighbour = FoundNeighbour {
             address,
             mac,
             interface: "br-client".to_string(),
             sought_by: vec![seeker],
-        }));
-        assert_eq!(event(&ev(Event::Snapshot(n.clone()))), found);
-        assert_eq!(event(&ev(Event::Found(n))), found);
+        };
+        assert_eq!(
+            event(&ev(Event::Snapshot(n.clone()))),
+            Some(NeighbourEvent::Listed(neighbour.clone()))
+        );
+        assert_eq!(
+            event(&ev(Event::Found(n))),
+            Some(NeighbourEvent::Found(neighbour))
+        );
         assert_eq!(
             event(&ev(Event::SnapshotDone(pb::SnapshotDone {}))),
             Some(NeighbourEvent::SnapshotDone)
