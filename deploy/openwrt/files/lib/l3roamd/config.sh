@@ -543,6 +543,7 @@ l3roamd_render_babeld() {
 	echo "ipv6-subtrees true"
 	echo "reflect-kernel-metric true"
 	echo "smoothing-half-life 0"
+	echo "default split-horizon false"
 	if [ -n "$_l3r_table" ] && [ "$_l3r_table" != 254 ]; then
 		echo "import-table $_l3r_table"
 	fi
