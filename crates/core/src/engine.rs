@@ -1075,6 +1075,15 @@ mod tests {
             self.engine.presence(event, now).await;
         }
 
+        /// Another node claimed the client.
+        async fn claimed_by_other(&mut self, now: Instant) {
+            let release = DbEvent::Release {
+                mac: mac(),
+                claimed_by: a(OTHER),
+            };
+            self.engine.db_event(release, now).await;
+        }
+
         async fn serve(&mut self, now: Instant) {
             self.appeared(&[CLIENT], now).await;
             self.engine.db_event(DbEvent::ClaimDone(mac()), now).await;
@@ -1254,11 +1263,7 @@ mod tests {
         let t0 = Instant::now();
         lab.serve(t0).await;
         lab.requests();
-        let release = DbEvent::Release {
-            mac: mac(),
-            claimed_by: a(OTHER),
-        };
-        lab.engine.db_event(release, t0).await;
+        lab.claimed_by_other(t0).await;
         // One replace, no delete of the old route first: babeld never sees
         // the address without a route.
         let requests = lab.requests();
@@ -1295,11 +1300,7 @@ mod tests {
         let mut lab = started(|_| {}).await;
         let t0 = Instant::now();
         lab.serve(t0).await;
-        let release = DbEvent::Release {
-            mac: mac(),
-            claimed_by: a(OTHER),
-        };
-        lab.engine.db_event(release, t0).await;
+        lab.claimed_by_other(t0).await;
         let nca = node_client_address();
         assert_eq!(lab.kernel().host_routes(nca).len(), 1, "handed over");
         // The client is back here and our client-db claims it: the CLAIM
@@ -1360,11 +1361,7 @@ mod tests {
         let mut lab = started(|_| {}).await;
         let t0 = Instant::now();
         lab.serve(t0).await;
-        let release = DbEvent::Release {
-            mac: mac(),
-            claimed_by: a(OTHER),
-        };
-        lab.engine.db_event(release, t0).await;
+        lab.claimed_by_other(t0).await;
         lab.requests();
         // Back 2 s later; clientmon knows no address yet.
         lab.appeared(&[], t0 + Duration::from_secs(2)).await;

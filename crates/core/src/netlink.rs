@@ -55,6 +55,23 @@ fn route_from(msg: &RouteMessage) -> Option<Route> {
     })
 }
 
+/// The request for `route`: the fields given, and no others (an absent
+/// interface or metric matches any on delete).
+fn route_message(route: &Route) -> RouteMessage {
+    let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+        .destination_prefix(route.destination, route.prefix_len)
+        .table_id(route.table)
+        .protocol(RouteProtocol::from(route.protocol))
+        .kind(route.kind);
+    if let Some(oif) = route.oif {
+        builder = builder.output_interface(oif);
+    }
+    if let Some(metric) = route.metric {
+        builder = builder.priority(metric);
+    }
+    builder.build()
+}
+
 fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
     let mut address = None;
     let mut mac = None;
@@ -174,20 +191,9 @@ impl Kernel for Netlink {
     }
 
     async fn replace_route(&self, route: &Route) -> Result<(), KernelError> {
-        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(route.destination, route.prefix_len)
-            .table_id(route.table)
-            .protocol(RouteProtocol::from(route.protocol))
-            .kind(route.kind);
-        if let Some(oif) = route.oif {
-            builder = builder.output_interface(oif);
-        }
-        if let Some(metric) = route.metric {
-            builder = builder.priority(metric);
-        }
         self.handle
             .route()
-            .add(builder.build())
+            .add(route_message(route))
             .replace()
             .execute()
             .await
@@ -195,20 +201,9 @@ impl Kernel for Netlink {
     }
 
     async fn delete_route(&self, route: &Route) -> Result<(), KernelError> {
-        let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(route.destination, route.prefix_len)
-            .table_id(route.table)
-            .protocol(RouteProtocol::from(route.protocol))
-            .kind(route.kind);
-        if let Some(oif) = route.oif {
-            builder = builder.output_interface(oif);
-        }
-        if let Some(metric) = route.metric {
-            builder = builder.priority(metric);
-        }
         self.handle
             .route()
-            .del(builder.build())
+            .del(route_message(route))
             .execute()
             .await
             .map_err(failed("route delete"))
