@@ -311,7 +311,7 @@ mod tests {
         c.hello_interval = Duration::from_millis(500);
         let text = c.render();
         assert!(text.contains("redistribute local ip 2001:db8::1/128 allow"));
-        assert!(text.contains("hello-interval 0.5\n"));
+        assert!(text.contains("hello-interval 0.5 split-horizon false\n"));
     }
 
     #[test]
