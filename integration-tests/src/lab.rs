@@ -183,6 +183,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// The client's node-client address in `fec0::/64` (modified EUI-64 of
+    /// its MAC), held by the node serving it; CLAIMs are sent there.
+    pub fn node_client_address(&self) -> Option<Ipv6Addr> {
+        let m: Vec<u8> = self
+            .mac
+            .split(':')
+            .map(|o| u8::from_str_radix(o, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let [a, b, c, d, e, f] = <[u8; 6]>::try_from(m).ok()?;
+        Some(Ipv6Addr::new(
+            0xfec0,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([a ^ 0x02, b]),
+            u16::from_be_bytes([c, 0xff]),
+            u16::from_be_bytes([0xfe, d]),
+            u16::from_be_bytes([e, f]),
+        ))
+    }
+
     /// Runs `args` inside the client's namespace.
     pub fn exec(&self, args: &[&str]) -> Result<String> {
         self.netns.exec(args)
