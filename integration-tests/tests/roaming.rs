@@ -32,7 +32,8 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use l3roamd_lab::{
-    grpc_call, ping, require_root_and_tools, wait, Daemon, Lab, LabOptions, Launch, Route, GATEWAY,
+    grpc_call, ping, require_root_and_tools, wait, Daemon, Expect, Lab, LabOptions, Launch, Route,
+    GATEWAY,
 };
 
 /// Outlasts babel's route hold time with a 1 s hello interval (24 s): how
@@ -346,6 +347,13 @@ fn misplaced(lab: &Lab, served: &[Served]) -> Vec<String> {
                     wrong.push(format!("{name} still holds {nca} of {}", s.client));
                 }
             }
+        }
+    }
+    // And the route audit: one holder, every member's path ends there.
+    for s in served {
+        for addr in &s.addrs {
+            let audit = lab.audit(*addr).expect("route audit");
+            wrong.extend(audit.problems(&Expect::holder(&s.node)));
         }
     }
     wrong
