@@ -1784,16 +1784,16 @@ mod returning {
                 "# {:>5} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>5} {:>5} {:>6}  {verdict}",
                 g["hops"].to_string().trim_matches('"'),
                 g["direction"].as_str().unwrap_or("?"),
-                g["roams"],
+                g["roams"].to_string(),
                 num(&g["gap_ms"]["min"]),
                 num(&g["gap_ms"]["median"]),
                 num(&g["gap_ms"]["p95"]),
                 num(&g["gap_ms"]["max"]),
-                g["lost_after_link_up"],
-                g["failed"],
-                g["loops"],
-                g["icmp_errors"],
-                g["audit_failed"],
+                g["lost_after_link_up"].to_string(),
+                g["failed"].to_string(),
+                g["loops"].to_string(),
+                g["icmp_errors"].to_string(),
+                g["audit_failed"].to_string(),
             );
         }
         println!("# targets: p95 gap <= {TARGET_P95_GAP_MS} ms, max <= {TARGET_MAX_GAP_MS} ms, 0 lost after link-up, 0 failed, 0 loops");
