@@ -1706,7 +1706,11 @@ mod returning {
 
     fn summary(args: &Args, records: &[Record], wall: Duration) -> Value {
         let mut groups = Vec::new();
-        for &h in &args.hops {
+        // By the hops of each move (a chain's way back is 2h hops).
+        let mut hop_counts: Vec<usize> = records.iter().map(|r| r.hops).collect();
+        hop_counts.sort_unstable();
+        hop_counts.dedup();
+        for h in hop_counts {
             let of_h: Vec<&Record> = records.iter().filter(|r| r.hops == h).collect();
             groups.push(group(json!(h), "all", &of_h));
             for dir in ["out", "onward", "back"] {
