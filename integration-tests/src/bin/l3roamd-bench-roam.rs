@@ -37,6 +37,16 @@
 //! and the next roam start; a roam that did not settle within
 //! `--settle-timeout` is reported, and so is the next roam starting anyway.
 //!
+//! The client moves the way a radio does (carrier lost and back, its own
+//! routes kept: `Lab::move_client`). `--scenario out-back` and `--scenario
+//! chain` (issue 8) do not wait for the routes to settle: A -> B and back to
+//! A after `--dwell` seconds (A at the far end of a chain of 1+h nodes), or
+//! A -> B -> C -> A (chain of 1+2h nodes), every move measured with pings
+//! both ways (gateway -> client and client -> gateway) by
+//! `l3roamd_lab::roam`: gap, loss after link-up, failure, ICMPv6 errors and
+//! a route audit of every member (holders, loops, paths), with a summary
+//! table against the targets.
+//!
 //! Output: one JSON object per line on stdout (`"kind"`: `lab`, `roam`,
 //! `error`, then one `summary`), followed unless `--json-only` by a
 //! human-readable table whose lines start with `#`. Progress goes to stderr.
