@@ -67,6 +67,9 @@ pub struct BabelConfig {
     pub local_path: PathBuf,
     /// Explicit router-id (MAC-48 notation), so dumps and logs say which node is which.
     pub router_id: Option<String>,
+    /// Extra configuration lines, written after the interface defaults
+    /// (e.g. `default split-horizon false`), for experiments.
+    pub extra: Vec<String>,
 }
 
 impl BabelConfig {
@@ -96,6 +99,9 @@ impl BabelConfig {
             "default type wired hello-interval {} split-horizon false",
             self.hello_interval.as_secs_f64()
         ));
+        for extra in &self.extra {
+            line(extra);
+        }
         for iface in &self.interfaces {
             line(&format!("interface {iface}"));
         }
@@ -270,6 +276,7 @@ mod tests {
             node_address_prefix: "fdff::/64".into(),
             local_path: PathBuf::from("/tmp/x/babel.sock"),
             router_id: Some("02:00:00:00:00:01".into()),
+            extra: Vec::new(),
         }
     }
 
@@ -435,5 +442,33 @@ impl BabelMonitor {
 impl Drop for BabelMonitor {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod extra_tests {
+    use super::*;
+
+    #[test]
+    fn extra_lines_come_before_the_interfaces() {
+        let c = BabelConfig {
+            node: "n1".into(),
+            role: BabelRole::Node,
+            interfaces: vec!["m-gw".into()],
+            hello_interval: Duration::from_secs(1),
+            client_prefixes: vec!["fddd:1::/64".into()],
+            handover_protocol: 159,
+            node_client_prefix: "fec0::/64".into(),
+            node_address_prefix: "fdff::/64".into(),
+            local_path: std::path::PathBuf::from("/tmp/x/babel.sock"),
+            router_id: None,
+            extra: vec!["default split-horizon false".into()],
+        };
+        let text = c.render();
+        let extra = text
+            .find("default split-horizon false\n")
+            .expect("extra line");
+        let iface = text.find("interface m-gw\n").expect("interface line");
+        assert!(extra < iface, "{text}");
     }
 }

@@ -50,6 +50,9 @@ pub const MAX_NODES: usize = 200;
 /// Log lines left out of failure reports: HTTP/2 frame traces drown the daemons' own lines.
 const REPORT_SKIP: &[&str] = &["frame=", "Connection{peer="];
 
+/// Environment variable with extra babeld lines (see [`LabOptions::babel_extra`]).
+pub const BABEL_EXTRA_ENV: &str = "L3ROAMD_LAB_BABEL_EXTRA";
+
 /// Interface name of a client inside its own namespace.
 pub const CLIENT_IFACE: &str = "eth0";
 
@@ -64,6 +67,10 @@ pub struct LabOptions {
     pub babel_debug: u8,
     /// Keep `/tmp/l3r-<id>` after teardown (default: env `L3ROAMD_LAB_KEEP=1`).
     pub keep_dir: bool,
+    /// Extra babeld configuration lines for every member, after the
+    /// interface defaults (default: env `L3ROAMD_LAB_BABEL_EXTRA`, lines
+    /// separated by `;`, e.g. `default split-horizon false`). For experiments.
+    pub babel_extra: Vec<String>,
 }
 
 impl Default for LabOptions {
@@ -73,6 +80,15 @@ impl Default for LabOptions {
             hello_interval: Duration::from_secs(1),
             babel_debug: 0,
             keep_dir: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1"),
+            babel_extra: std::env::var(BABEL_EXTRA_ENV)
+                .map(|v| {
+                    v.split(';')
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -183,6 +199,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// The client's node-client address in `fec0::/64` (modified EUI-64 of
+    /// its MAC), held by the node serving it; CLAIMs are sent there.
+    pub fn node_client_address(&self) -> Option<Ipv6Addr> {
+        let m: Vec<u8> = self
+            .mac
+            .split(':')
+            .map(|o| u8::from_str_radix(o, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let [a, b, c, d, e, f] = <[u8; 6]>::try_from(m).ok()?;
+        Some(Ipv6Addr::new(
+            0xfec0,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([a ^ 0x02, b]),
+            u16::from_be_bytes([c, 0xff]),
+            u16::from_be_bytes([0xfe, d]),
+            u16::from_be_bytes([e, f]),
+        ))
+    }
+
     /// Runs `args` inside the client's namespace.
     pub fn exec(&self, args: &[&str]) -> Result<String> {
         self.netns.exec(args)
@@ -627,6 +664,7 @@ impl Lab {
                 node_address_prefix: NODE_ADDRESS_PREFIX.into(),
                 local_path: node.babel_socket(),
                 router_id: Some(self.router_id(i)),
+                extra: self.options.babel_extra.clone(),
             };
             let conf = node.dir.join("babeld.conf");
             write_file(&conf, &config.render())?;

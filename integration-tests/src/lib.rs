@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod babel;
+pub mod bench;
 pub mod cmd;
 pub mod daemons;
 pub mod error;

@@ -218,8 +218,16 @@ impl RoamOutcome {
             ("gw->client", &self.to_client),
             ("client->gw", &self.to_gateway),
         ] {
+            let mut counted: Vec<(String, usize)> = Vec::new();
             for e in d.errors_before_move.iter().chain(&d.errors_after_link_up) {
-                wrong.push(format!("{tag}: {name}: {e}"));
+                let text = e.to_string();
+                match counted.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, n)) => *n += 1,
+                    None => counted.push((text, 1)),
+                }
+            }
+            for (text, n) in counted {
+                wrong.push(format!("{tag}: {name}: {n} x {text}"));
             }
             match d.first_after_link_up {
                 Some(f) if f > limits.first_reply => wrong.push(format!(
@@ -290,18 +298,36 @@ pub fn evidence(lab: &Lab, addr: Ipv6Addr, why: &str) -> String {
         Ok(a) => out.push_str(&a.report()),
         Err(e) => out.push_str(&format!("(no audit: {e})\n")),
     }
-    let want = format!("{addr}/128");
+    // The node-client address of the client with this address: where CLAIMs go.
+    let nca = lab
+        .clients()
+        .iter()
+        .find(|c| c.address == addr)
+        .and_then(|c| c.node_client_address());
+    if let Some(nca) = nca {
+        if let Ok(a) = lab.audit(nca) {
+            out.push_str(&format!("node-client address {nca}:\n"));
+            for p in &a.paths {
+                out.push_str(&format!("  path {} => {}\n", p.hops.join(" -> "), p.end));
+            }
+        }
+    }
+    let wanted: Vec<String> = std::iter::once(addr)
+        .chain(nca)
+        .map(|a| format!("{a}/128"))
+        .collect();
     for m in lab.members() {
         out.push_str(&format!(
-            "--- {} babeld dump (entries for {want}):\n",
-            m.name
+            "--- {} babeld dump (entries for {}):\n",
+            m.name,
+            wanted.join(", ")
         ));
         match lab.babel_dump(&m.name) {
             Ok(d) => {
                 for l in d
                     .lines
                     .iter()
-                    .filter(|l| l.split_whitespace().any(|w| w == want))
+                    .filter(|l| l.split_whitespace().any(|w| wanted.iter().any(|x| x == w)))
                 {
                     out.push_str(l);
                     out.push('\n');

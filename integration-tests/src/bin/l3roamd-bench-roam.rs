@@ -37,6 +37,16 @@
 //! and the next roam start; a roam that did not settle within
 //! `--settle-timeout` is reported, and so is the next roam starting anyway.
 //!
+//! The client moves the way a radio does (carrier lost and back, its own
+//! routes kept: `Lab::move_client`). `--scenario out-back` and `--scenario
+//! chain` (issue 8) do not wait for the routes to settle: A -> B and back to
+//! A after `--dwell` seconds (A at the far end of a chain of 1+h nodes), or
+//! A -> B -> C -> A (chain of 1+2h nodes), every move measured with pings
+//! both ways (gateway -> client and client -> gateway) by
+//! `l3roamd_lab::roam`: gap, loss after link-up, failure, ICMPv6 errors and
+//! a route audit of every member (holders, loops, paths), with a summary
+//! table against the targets.
+//!
 //! Output: one JSON object per line on stdout (`"kind"`: `lab`, `roam`,
 //! `error`, then one `summary`), followed unless `--json-only` by a
 //! human-readable table whose lines start with `#`. Progress goes to stderr.
@@ -48,28 +58,29 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write;
 use std::net::Ipv6Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use l3roamd_lab::bench::{
+    count_stats, emit, ms, ms_between, stats, targets_met, Flags, TARGET_MAX_GAP_MS,
+    TARGET_P95_GAP_MS,
+};
 use l3roamd_lab::process::ManagedProcess;
+use l3roamd_lab::roam::{self, RoamOutcome, RoamSpec};
 use l3roamd_lab::{
-    cmd, missing_prerequisites, wait, Lab, LabOptions, Launch, Result, CLIENT_BRIDGE, GATEWAY,
+    cmd, missing_prerequisites, wait, Lab, LabOptions, Launch, LivePing, Result, CLIENT_BRIDGE,
+    GATEWAY,
 };
 
 const USAGE: &str = "\
 Usage: l3roamd-bench-roam [--roams N] [--hello S] [--hops H[,H...]] [--resume-timeout S]
                           [--settle-timeout S] [--babel-debug N] [--trace] [--no-capture]
-                          [--json-only]
+                          [--json-only] [--scenario settle|out-back|chain] [--dwell S]
 
   --roams N            roams per hop count, back and forth (default 20)
   --hello S            babeld hello interval in seconds (default 1)
@@ -79,7 +90,13 @@ Usage: l3roamd-bench-roam [--roams N] [--hello S] [--hops H[,H...]] [--resume-ti
   --babel-debug N      babeld debug level (-d) for its logs (default 0; keep them with L3ROAMD_LAB_KEEP=1)
   --trace              record every change of what the settle wait still missed (verbose)
   --no-capture         do not run tcpdump (no intercom figures)
-  --json-only          print only the JSON lines on stdout, no table";
+  --json-only          print only the JSON lines on stdout, no table
+  --scenario S         settle (default): n2 <-> n(2+h), routes settle between roams;
+                       out-back (or return): A -> B -> back to A, --dwell apart, no waiting
+                       for routes to settle, both moves measured, traffic both ways;
+                       chain: A -> B -> C -> back to A, --dwell apart (chain of 1+2*max(hops)
+                       nodes, A at its far end, B h hops and C 2h hops toward the gateway)
+  --dwell S            time between moves in out-back and chain (default 3)";
 
 /// Chain length: gw – n1 – n2 – n3 – n4 – n5.
 const NODES: usize = 5;
@@ -99,8 +116,6 @@ const PRE_TIMEOUT: Duration = Duration::from_secs(5);
 const TAIL: Duration = Duration::from_millis(300);
 /// How long the ping waits for late replies after its last request.
 const LINGER: Duration = Duration::from_millis(500);
-/// Hard cap on requests of one ping run (sequence numbers are 16 bits).
-const MAX_REQUESTS: u32 = 60_000;
 /// How often the settle conditions are looked at.
 const SETTLE_POLL: Duration = Duration::from_millis(20);
 /// How often the ping's replies are looked at while waiting for them.
@@ -114,9 +129,6 @@ const WIRED_HOP_COST: u64 = 96;
 /// Intercom ports: ndproxy/client-db (5523) and core's data path (5524).
 const INTERCOM_PORT: u16 = 5523;
 const DATA_PORT: u16 = 5524;
-/// Targets reported against (never asserted).
-const TARGET_P95_GAP_MS: f64 = 50.0;
-const TARGET_MAX_GAP_MS: f64 = 100.0;
 
 /// Command-line settings.
 struct Args {
@@ -129,6 +141,19 @@ struct Args {
     babel_debug: u8,
     trace: bool,
     json_only: bool,
+    scenario: Scenario,
+    dwell: Duration,
+}
+
+/// Which roams to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// n2 <-> n(2+h), waiting for the routes to settle after every roam.
+    Settle,
+    /// A -> B and back to A after `--dwell`, without waiting for routes to settle.
+    OutBack,
+    /// A -> B -> C (then back to A), `--dwell` apart.
+    Chain,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -142,60 +167,34 @@ fn parse_args() -> std::result::Result<Args, String> {
         babel_debug: 0,
         trace: false,
         json_only: false,
+        scenario: Scenario::Settle,
+        dwell: Duration::from_secs(3),
     };
-    let seconds = |flag: &str, v: Option<String>, range: std::ops::RangeInclusive<f64>| {
-        let v = v.ok_or(format!("{flag} needs seconds"))?;
-        let secs: f64 = v
-            .parse()
-            .map_err(|_| format!("{flag}: not a number: {v:?}"))?;
-        if !range.contains(&secs) {
-            return Err(format!("{flag}: {secs} s is out of range {range:?}"));
-        }
-        Ok(Duration::from_secs_f64(secs))
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
+    let mut f = Flags::from_env();
+    while let Some(arg) = f.next() {
         match arg.as_str() {
-            "--roams" => {
-                let v = it.next().ok_or("--roams needs a number")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--roams: not a number: {v:?}"))?;
-                if n == 0 || n > 10_000 {
-                    return Err(format!("--roams: {n} is not in 1..=10000"));
-                }
-                args.roams = n;
-            }
-            "--hello" => args.hello = seconds("--hello", it.next(), 0.05..=60.0)?,
+            "--roams" => args.roams = f.number("--roams", 1..=10_000)?,
+            "--hello" => args.hello = f.seconds("--hello", 0.05..=60.0)?,
             "--resume-timeout" => {
-                args.resume_timeout = seconds("--resume-timeout", it.next(), 0.1..=300.0)?;
+                args.resume_timeout = f.seconds("--resume-timeout", 0.1..=300.0)?;
             }
             "--settle-timeout" => {
-                args.settle_timeout = seconds("--settle-timeout", it.next(), 0.1..=600.0)?;
+                args.settle_timeout = f.seconds("--settle-timeout", 0.1..=600.0)?;
             }
-            "--hops" => {
-                let v = it.next().ok_or("--hops needs hop counts, e.g. 1,2,3")?;
-                let mut hops = Vec::new();
-                for s in v.split(',') {
-                    let h: usize = s
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("--hops: not a number: {s:?}"))?;
-                    if !(1..=NODES - HOME_INDEX).contains(&h) {
-                        return Err(format!("--hops: {h} is not in 1..={}", NODES - HOME_INDEX));
-                    }
-                    if !hops.contains(&h) {
-                        hops.push(h);
-                    }
-                }
-                args.hops = hops;
-            }
+            "--hops" => args.hops = f.numbers("--hops", 1..=NODES - HOME_INDEX)?,
             "--babel-debug" => {
-                let v = it.next().ok_or("--babel-debug needs a level")?;
-                args.babel_debug = v
-                    .parse()
-                    .map_err(|_| format!("--babel-debug: not a level: {v:?}"))?;
+                args.babel_debug =
+                    u8::try_from(f.number("--babel-debug", 0..=255)?).map_err(|e| e.to_string())?;
             }
+            "--scenario" => {
+                args.scenario = match f.text("--scenario")?.as_str() {
+                    "settle" => Scenario::Settle,
+                    "out-back" | "return" => Scenario::OutBack,
+                    "chain" => Scenario::Chain,
+                    other => return Err(format!("--scenario: unknown {other:?}")),
+                }
+            }
+            "--dwell" => args.dwell = f.seconds("--dwell", 0.1..=60.0)?,
             "--no-capture" => args.capture = false,
             "--trace" => args.trace = true,
             "--json-only" => args.json_only = true,
@@ -233,6 +232,9 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    if args.scenario != Scenario::Settle {
+        return returning::main(&args);
+    }
     let started = Instant::now();
     let mut roams = Vec::new();
     let mut failed = false;
@@ -260,26 +262,6 @@ fn main() -> ExitCode {
 
 fn progress(text: &str) {
     eprintln!("l3roamd-bench-roam: {text}");
-}
-
-/// One JSON object on one line of stdout, flushed at once.
-fn emit(value: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// `b - a` in milliseconds, negative when `b` is earlier.
-fn ms_between(a: Instant, b: Instant) -> f64 {
-    if b >= a {
-        ms(b - a)
-    } else {
-        -ms(a - b)
-    }
 }
 
 // ===== the lab =====
@@ -688,25 +670,18 @@ fn roam_once(
     };
 
     let gw = lab.netns(GATEWAY)?.path();
-    let live = Arc::new(Live::default());
-    let pinger = {
-        let live = Arc::clone(&live);
-        thread::Builder::new()
-            .name("bench-ping".into())
-            .spawn(move || ping_until_stopped(&gw, addr, PING_INTERVAL, &live))
-            .map_err(|e| l3roamd_lab::Error::io("spawning the ping thread", e))?
-    };
-    let result = move_and_settle(lab, args, m, addr, nca, &client.iface, &live);
-    live.stop.store(true, Ordering::Relaxed);
-    let ping = pinger
-        .join()
-        .map_err(|_| l3roamd_lab::Error::Usage("ping thread panicked".into()))?;
+    let live = LivePing::start(&gw, addr, PING_INTERVAL)?;
+    let result = move_and_settle(lab, args, m, addr, nca, &live);
+    let ping = live.stop(LINGER);
     let capture = match captures {
         Some(c) => Some(stop_captures(c)?),
         None => None,
     };
     let timing = result?;
     let ping = ping?;
+    // The route audit of every member once the roam settled (or gave up).
+    let audit = lab.audit(addr)?;
+    let audit_ok = audit.is_ok(&l3roamd_lab::Expect::holder(&m.to));
 
     // Replies in order of arrival.
     let arrivals: Vec<Instant> = {
@@ -757,12 +732,10 @@ fn roam_once(
     let received = ping.received.iter().flatten().count() as u64;
     let lost = transmitted - received;
     let unreachable: BTreeMap<String, usize> =
-        ping.unreachable
-            .iter()
-            .fold(BTreeMap::new(), |mut acc, (code, from)| {
-                *acc.entry(format!("code {code} from {from}")).or_default() += 1;
-                acc
-            });
+        ping.errors.iter().fold(BTreeMap::new(), |mut acc, e| {
+            *acc.entry(e.to_string()).or_default() += 1;
+            acc
+        });
     let json = json!({
         "kind": "roam",
         "index": index,
@@ -813,6 +786,10 @@ fn roam_once(
         "last_reply_before": reply_json(&ping, last_before, timing.moved),
         "first_reply_after": reply_json(&ping, first_after, timing.moved),
         "intercom": capture.as_ref().map(Capture::json),
+        "audit_ok": audit_ok,
+        "audit_holders": audit.holders,
+        "audit_loops": audit.loops(),
+        "audit": audit.summary(),
     });
     Ok(RoamRecord {
         hops: m.hops,
@@ -836,7 +813,7 @@ fn roam_once(
 }
 
 /// Sequence number, send and arrival time (ms after the move began) of the reply that arrived at `at`.
-fn reply_json(ping: &PingRun, at: Option<Instant>, moved: Instant) -> Value {
+fn reply_json(ping: &l3roamd_lab::PingRun, at: Option<Instant>, moved: Instant) -> Value {
     let Some(at) = at else { return Value::Null };
     let Some(seq) = ping.received.iter().position(|r| *r == Some(at)) else {
         return Value::Null;
@@ -874,8 +851,7 @@ fn move_and_settle(
     m: &Move,
     addr: Ipv6Addr,
     nca: Ipv6Addr,
-    iface: &str,
-    live: &Live,
+    live: &LivePing,
 ) -> Result<Timing> {
     let ping_started = Instant::now();
     let pre = wait::until_every(
@@ -883,7 +859,7 @@ fn move_and_settle(
         PRE_TIMEOUT,
         REPLY_POLL,
         || {
-            let n = live.replies.lock().map(|r| r.len()).unwrap_or(0);
+            let n = live.replies();
             Ok(if n >= PRE_REPLIES {
                 wait::Check::Ready(())
             } else {
@@ -896,14 +872,15 @@ fn move_and_settle(
         Err(l3roamd_lab::Error::Timeout { .. }) => false,
         Err(e) => return Err(e),
     };
-    if let Some(e) = live.error.lock().ok().and_then(|e| e.clone()) {
+    if let Some(e) = live.error() {
         return Err(l3roamd_lab::Error::Usage(format!("ping: {e}")));
     }
 
     let moved = Instant::now();
-    lab.client(CLIENT)?.ip(&["link", "set", iface, "down"])?;
+    // As a radio does it: carrier lost, then back on the other node.
+    lab.detach_client(CLIENT)?;
     let down = Instant::now();
-    lab.move_client(CLIENT, &m.to)?;
+    lab.attach_client(CLIENT, &m.to)?;
     let up = Instant::now();
 
     // Traffic resumes, or the roam failed.
@@ -912,11 +889,7 @@ fn move_and_settle(
         (moved + args.resume_timeout).saturating_duration_since(Instant::now()),
         REPLY_POLL,
         || {
-            let after = live
-                .replies
-                .lock()
-                .map(|r| r.iter().any(|t| *t > down))
-                .unwrap_or(false);
+            let after = live.replies_since(down) > 0;
             Ok(if after {
                 wait::Check::Ready(())
             } else {
@@ -969,293 +942,6 @@ fn move_and_settle(
             last_missing
         },
         stopped: Instant::now(),
-    })
-}
-
-// ===== the ping =====
-
-/// What the ping shares with the thread driving the roam.
-#[derive(Default)]
-struct Live {
-    stop: AtomicBool,
-    /// Arrival times of the replies so far.
-    replies: Mutex<Vec<Instant>>,
-    /// A fatal error of the ping thread.
-    error: Mutex<Option<String>>,
-}
-
-/// Per-request outcome of one ping run.
-struct PingRun {
-    /// When each request was handed to the kernel (`None`: refused).
-    sent: Vec<Option<Instant>>,
-    /// When its reply arrived.
-    received: Vec<Option<Instant>>,
-    send_errors: u64,
-    first_error: Option<String>,
-    duplicates: u64,
-    unreachable: Vec<(u8, Ipv6Addr)>,
-}
-
-const ECHO_REQUEST: u8 = 128;
-const ECHO_REPLY: u8 = 129;
-const DEST_UNREACHABLE: u8 = 1;
-const PAYLOAD: &[u8; 16] = b"l3roamd-roaming!";
-
-fn next_identifier() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0x5a00);
-    (std::process::id() as u16).wrapping_mul(131) ^ NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Pings `dst` from the namespace at `netns_path` every `interval` until
-/// `live.stop` is set, then waits [`LINGER`] for late replies.
-///
-/// The lab's ping sends a fixed count; a roam needs one that runs until the
-/// roam has settled, and the arrival time of every reply.
-fn ping_until_stopped(
-    netns_path: &Path,
-    dst: Ipv6Addr,
-    interval: Duration,
-    live: &Live,
-) -> Result<PingRun> {
-    let result = ping_in_netns(netns_path, dst, interval, live);
-    if let Err(e) = &result {
-        if let Ok(mut slot) = live.error.lock() {
-            *slot = Some(e.to_string());
-        }
-    }
-    result
-}
-
-fn ping_in_netns(
-    netns_path: &Path,
-    dst: Ipv6Addr,
-    interval: Duration,
-    live: &Live,
-) -> Result<PingRun> {
-    let ns = File::open(netns_path)
-        .map_err(|e| l3roamd_lab::Error::io(format!("opening {}", netns_path.display()), e))?;
-    // SAFETY: setns on a valid open fd; it moves only this (dedicated) thread.
-    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(l3roamd_lab::Error::io(
-            "setns(CLONE_NEWNET)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    if raw < 0 {
-        return Err(l3roamd_lab::Error::io(
-            "opening a raw ICMPv6 socket (needs root)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    let id = next_identifier();
-    let mut run = PingRun {
-        sent: Vec::new(),
-        received: Vec::new(),
-        send_errors: 0,
-        first_error: None,
-        duplicates: 0,
-        unreachable: Vec::new(),
-    };
-    let start = Instant::now();
-    let mut seq: u32 = 0;
-    let mut linger_until: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        if linger_until.is_none() && (live.stop.load(Ordering::Relaxed) || seq >= MAX_REQUESTS) {
-            linger_until = Some(now + LINGER);
-        }
-        match linger_until {
-            Some(end) => {
-                let all_in = run
-                    .sent
-                    .iter()
-                    .zip(&run.received)
-                    .all(|(s, r)| s.is_none() || r.is_some());
-                if now >= end || all_in {
-                    break;
-                }
-            }
-            None => {
-                if now >= start + interval * seq {
-                    match send_echo(&sock, dst, id, seq as u16) {
-                        Ok(()) => run.sent.push(Some(Instant::now())),
-                        Err(e) => {
-                            run.sent.push(None);
-                            run.send_errors += 1;
-                            run.first_error.get_or_insert_with(|| e.to_string());
-                        }
-                    }
-                    run.received.push(None);
-                    seq += 1;
-                    continue;
-                }
-            }
-        }
-        let wake = linger_until.unwrap_or(start + interval * seq);
-        let wait = wake
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(20));
-        match receive(&sock, wait)? {
-            Some(Incoming::Echo {
-                id: rid,
-                seq: rseq,
-                from,
-                at,
-            }) if rid == id && from == dst => {
-                // Sequence numbers are 16 bits and the run is capped below that.
-                if let Some(slot) = run.received.get_mut(usize::from(rseq)) {
-                    if slot.is_some() {
-                        run.duplicates += 1;
-                    } else {
-                        *slot = Some(at);
-                        if let Ok(mut r) = live.replies.lock() {
-                            r.push(at);
-                        }
-                    }
-                }
-            }
-            Some(Incoming::Unreachable {
-                code,
-                from,
-                quoted_dst,
-                quoted_id,
-            }) if quoted_dst == dst && quoted_id == id => run.unreachable.push((code, from)),
-            _ => {}
-        }
-    }
-    Ok(run)
-}
-
-fn sockaddr(dst: Ipv6Addr) -> libc::sockaddr_in6 {
-    // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
-    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    sa.sin6_addr.s6_addr = dst.octets();
-    sa
-}
-
-fn send_echo(sock: &OwnedFd, dst: Ipv6Addr, id: u16, seq: u16) -> std::io::Result<()> {
-    let mut packet = [0u8; 8 + PAYLOAD.len()];
-    packet[0] = ECHO_REQUEST;
-    // The kernel fills in the checksum of raw ICMPv6 sockets.
-    packet[4..6].copy_from_slice(&id.to_be_bytes());
-    packet[6..8].copy_from_slice(&seq.to_be_bytes());
-    packet[8..].copy_from_slice(PAYLOAD);
-    let sa = sockaddr(dst);
-    // SAFETY: buffer and address are valid for the lengths given.
-    let n = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&sa as *const libc::sockaddr_in6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
-    };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// One ICMPv6 message of interest.
-enum Incoming {
-    Echo {
-        id: u16,
-        seq: u16,
-        from: Ipv6Addr,
-        at: Instant,
-    },
-    Unreachable {
-        code: u8,
-        from: Ipv6Addr,
-        quoted_dst: Ipv6Addr,
-        quoted_id: u16,
-    },
-}
-
-/// Waits up to `wait` for one ICMPv6 message.
-fn receive(sock: &OwnedFd, wait: Duration) -> Result<Option<Incoming>> {
-    let mut pfd = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: wait.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(wait.subsec_nanos() as i32),
-    };
-    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
-    let ready = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-    if ready < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(None);
-        }
-        return Err(l3roamd_lab::Error::io("ppoll on the ICMPv6 socket", e));
-    }
-    if ready == 0 {
-        return Ok(None);
-    }
-    let mut buf = [0u8; 1500];
-    let mut from = sockaddr(Ipv6Addr::UNSPECIFIED);
-    let mut from_len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: buffer and address storage are valid for the lengths given.
-    let n = unsafe {
-        libc::recvfrom(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut from as *mut libc::sockaddr_in6).cast(),
-            &mut from_len,
-        )
-    };
-    let at = Instant::now();
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-        ) {
-            return Ok(None);
-        }
-        return Err(l3roamd_lab::Error::io("receiving on the ICMPv6 socket", e));
-    }
-    let packet = buf.get(..n as usize).unwrap_or(&[]);
-    let from = Ipv6Addr::from(from.sin6_addr.s6_addr);
-    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]]));
-    Ok(match packet.first() {
-        Some(&ECHO_REPLY) => match (be16(packet, 4), be16(packet, 6)) {
-            (Some(id), Some(seq)) => Some(Incoming::Echo { id, seq, from, at }),
-            _ => None,
-        },
-        Some(&DEST_UNREACHABLE) => {
-            // The quoted packet: IPv6 header after 8 bytes, our request after it.
-            let quoted = packet.get(8..).unwrap_or(&[]);
-            let dst: Option<[u8; 16]> = quoted.get(24..40).and_then(|d| d.try_into().ok());
-            match (dst, quoted.get(40), be16(quoted, 44)) {
-                (Some(d), Some(&ECHO_REQUEST), Some(qid)) => Some(Incoming::Unreachable {
-                    code: packet.get(1).copied().unwrap_or(0),
-                    from,
-                    quoted_dst: Ipv6Addr::from(d),
-                    quoted_id: qid,
-                }),
-                _ => None,
-            }
-        }
-        _ => None,
     })
 }
 
@@ -1550,56 +1236,6 @@ fn intercom_info(ip: &[u8]) -> Option<IntercomInfo> {
 // ===== summary =====
 
 /// Sorted values.
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        ((v[mid - 1] + v[mid]) / 2.0 * 1e3).round() / 1e3
-    })
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(v: &[f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-    v.get(rank - 1).copied()
-}
-
-/// min/median/p95/max of `values`.
-fn stats(values: Vec<f64>) -> Value {
-    let v = sorted(values);
-    json!({
-        "n": v.len(),
-        "min": v.first(),
-        "median": median(&v),
-        "p95": percentile(&v, 95.0),
-        "max": v.last(),
-    })
-}
-
-fn count_stats(values: Vec<u64>) -> Value {
-    let total: u64 = values.iter().sum();
-    let v = sorted(values.iter().map(|x| *x as f64).collect());
-    json!({
-        "min": v.first(),
-        "median": median(&v),
-        "mean": if v.is_empty() { None } else { Some((total as f64 / v.len() as f64 * 100.0).round() / 100.0) },
-        "max": v.last(),
-        "total": total,
-    })
-}
-
 /// Summary of a group of roams, with the targets.
 fn group(name_hops: Value, direction: &str, roams: &[&RoamRecord]) -> Value {
     let gaps: Vec<f64> = roams.iter().filter_map(|r| r.gap.map(ms)).collect();
@@ -1665,16 +1301,16 @@ fn group(name_hops: Value, direction: &str, roams: &[&RoamRecord]) -> Value {
         "first_reply_after_link_up_ms": stats(roams.iter().filter_map(|r| r.gap_after_up).collect()),
         "move_ms": stats(roams.iter().map(|r| ms(r.move_time)).collect()),
         "settled_after_link_up_ms": stats(roams.iter().filter_map(|r| r.settle_time.map(ms)).collect()),
-        "lost_per_roam": count_stats(lost),
-        "lost_while_off_link": count_stats(roams.iter().map(|r| r.lost_off_link).collect()),
-        "lost_after_link_up": count_stats(roams.iter().map(|r| r.lost_after_up).collect()),
+        "lost_per_roam": count_stats(&lost),
+        "lost_while_off_link": count_stats(&roams.iter().map(|r| r.lost_off_link).collect::<Vec<_>>()),
+        "lost_after_link_up": count_stats(&roams.iter().map(|r| r.lost_after_up).collect::<Vec<_>>()),
         "intercom_per_roam": {
             "roams_captured": n_captured,
-            "sent_bytes": count_stats(sent),
-            "sent_packets": count_stats(sent_packets),
-            "sent_bytes_port_5523": count_stats(sent_5523),
-            "sent_bytes_port_5524": count_stats(sent_5524),
-            "on_links_bytes": count_stats(links),
+            "sent_bytes": count_stats(&sent),
+            "sent_packets": count_stats(&sent_packets),
+            "sent_bytes_port_5523": count_stats(&sent_5523),
+            "sent_bytes_port_5524": count_stats(&sent_5524),
+            "on_links_bytes": count_stats(&links),
             "sent_by_type_mean": per_roam_by_type,
         },
         "targets_met": {
@@ -1870,4 +1506,310 @@ fn print_table(summary: &Value) {
         }
     }
     println!("# wall time {} s", f(&summary["wall_s"], 1));
+}
+
+// ===== the return scenarios (issue 8) =====
+
+/// `--scenario out-back` and `--scenario chain`: the client comes back (or
+/// walks on) after `--dwell`, without waiting for the routes to settle;
+/// every move is measured under traffic both ways (`l3roamd_lab::roam`),
+/// with a route audit of every member after it.
+mod returning {
+    use super::*;
+
+    /// One measured move of a return scenario.
+    struct Record {
+        hops: usize,
+        direction: &'static str,
+        outcome: RoamOutcome,
+    }
+
+    impl Record {
+        /// The roam's gap: the worse of both directions.
+        fn gap_ms(&self) -> Option<f64> {
+            let o = &self.outcome;
+            match (o.to_client.gap, o.to_gateway.gap) {
+                (Some(a), Some(b)) => Some(ms(a.max(b))),
+                _ => None,
+            }
+        }
+
+        fn lost_after_link_up(&self) -> u64 {
+            (self.outcome.to_client.lost_after_link_up + self.outcome.to_gateway.lost_after_link_up)
+                as u64
+        }
+
+        fn icmp_errors(&self) -> u64 {
+            let o = &self.outcome;
+            [&o.to_client, &o.to_gateway]
+                .iter()
+                .map(|d| (d.errors_before_move.len() + d.errors_after_link_up.len()) as u64)
+                .sum()
+        }
+
+        fn loops(&self) -> u64 {
+            u64::from(self.outcome.loops_seen > 0)
+        }
+    }
+
+    /// The moves of one hop count: (to, hops, direction), starting on `n{far}`.
+    fn plan(
+        scenario: Scenario,
+        far: usize,
+        h: usize,
+        roams: usize,
+    ) -> Vec<(String, usize, &'static str)> {
+        let node = |i: usize| format!("n{i}");
+        let steps: Vec<(String, usize, &'static str)> = match scenario {
+            Scenario::Chain => vec![
+                (node(far - h), h, "out"),
+                (node(far - 2 * h), h, "onward"),
+                (node(far), 2 * h, "back"),
+            ],
+            _ => vec![(node(far - h), h, "out"), (node(far), h, "back")],
+        };
+        steps.iter().cycle().take(roams).cloned().collect()
+    }
+
+    pub(super) fn main(args: &Args) -> ExitCode {
+        let started = Instant::now();
+        let mut records = Vec::new();
+        let result = run(args, &mut records);
+        let failed = result.is_err();
+        if let Err(e) = result {
+            emit(&json!({"kind": "error", "after_roams": records.len(), "error": e.to_string()}));
+            eprintln!("l3roamd-bench-roam: FAILED: {e}");
+        }
+        let summary = summary(args, &records, started.elapsed());
+        emit(&summary);
+        if !args.json_only {
+            print_table(&summary);
+        }
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
+    fn run(args: &Args, records: &mut Vec<Record>) -> Result<()> {
+        let max_h = args.hops.iter().copied().max().unwrap_or(1);
+        let far = match args.scenario {
+            Scenario::Chain => 1 + 2 * max_h,
+            _ => 1 + max_h,
+        };
+        let home = format!("n{far}");
+        let mut lab = Lab::new(LabOptions {
+            nodes: far,
+            hello_interval: args.hello,
+            babel_debug: args.babel_debug,
+            ..LabOptions::default()
+        })?;
+        let client = lab.add_client(CLIENT, &home)?.clone();
+        lab.start_babel()?;
+        let converged = lab.wait_routes_converged(CONVERGE_TIMEOUT)?;
+        lab.start_all_daemons(Launch::Separate)?;
+        wait::until("the client reachable", DISCOVER_TIMEOUT, || {
+            let p = lab.ping(GATEWAY, client.address, 5, PING_INTERVAL)?;
+            Ok(if p.received > 0 {
+                wait::Check::Ready(())
+            } else {
+                wait::Check::Pending(p.to_string())
+            })
+        })?;
+        lab.wait_audit(
+            client.address,
+            &l3roamd_lab::Expect::holder(&home),
+            args.settle_timeout,
+        )?;
+        let anchor = roam::anchor();
+        emit(&json!({
+            "kind": "lab",
+            "lab": lab.id(),
+            "dir": lab.dir().display().to_string(),
+            "scenario": format!("{:?}", args.scenario),
+            "hello_s": args.hello.as_secs_f64(),
+            "chain": lab.members().iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+            "client": client.address.to_string(),
+            "home": home,
+            "dwell_s": args.dwell.as_secs_f64(),
+            "babel_converged_ms": ms(converged),
+        }));
+        for &h in &args.hops {
+            // Start every hop count at home, settled.
+            if lab.client(CLIENT)?.node != home {
+                lab.move_client(CLIENT, &home)?;
+                let _ = lab.wait_audit(
+                    client.address,
+                    &l3roamd_lab::Expect::holder(&home),
+                    args.settle_timeout,
+                );
+            }
+            let moves = plan(args.scenario, far, h, args.roams);
+            for (i, (to, hops, direction)) in moves.into_iter().enumerate() {
+                let mut spec = RoamSpec::new(CLIENT, &to);
+                spec.dwell = args.dwell;
+                spec.resume_timeout = args.resume_timeout;
+                let outcome = roam::roam(&mut lab, &spec)?;
+                let record = Record {
+                    hops,
+                    direction,
+                    outcome,
+                };
+                let mut line = record.outcome.json(anchor);
+                if let Some(obj) = line.as_object_mut() {
+                    obj.insert("kind".into(), json!("roam"));
+                    obj.insert("scenario".into(), json!(format!("{:?}", args.scenario)));
+                    obj.insert("hop_count".into(), json!(h));
+                    obj.insert("hops".into(), json!(hops));
+                    obj.insert("direction".into(), json!(direction));
+                    obj.insert("gap_ms".into(), json!(record.gap_ms()));
+                    obj.insert("icmp_errors".into(), json!(record.icmp_errors()));
+                }
+                emit(&line);
+                eprintln!(
+                    "l3roamd-bench-roam: roam {} ({h} hops) {} -> {}: gap {:?} ms, lost after link-up {}, icmp errors {}, audit {}",
+                    i + 1,
+                    record.outcome.from,
+                    record.outcome.to,
+                    record.gap_ms(),
+                    record.lost_after_link_up(),
+                    record.icmp_errors(),
+                    if record.outcome.audit_ok { "ok" } else { "FAILED" }
+                );
+                records.push(record);
+            }
+        }
+        lab.shutdown()
+    }
+
+    fn group(label: Value, direction: &str, sel: &[&Record]) -> Value {
+        let gaps: Vec<f64> = sel.iter().filter_map(|r| r.gap_ms()).collect();
+        let lost: u64 = sel.iter().map(|r| r.lost_after_link_up()).sum();
+        let failed = sel.iter().filter(|r| r.outcome.failed()).count() as u64;
+        let loops: u64 = sel.iter().map(|r| r.loops()).sum();
+        let icmp: u64 = sel.iter().map(|r| r.icmp_errors()).sum();
+        let audit_failed = sel.iter().filter(|r| !r.outcome.audit_ok).count();
+        let two_holders = sel
+            .iter()
+            .filter(|r| {
+                r.outcome
+                    .audit
+                    .as_ref()
+                    .is_some_and(|a| a.holders.len() != 1)
+            })
+            .count();
+        json!({
+            "hops": label,
+            "direction": direction,
+            "roams": sel.len(),
+            "gap_ms": stats(gaps.clone()),
+            "lost_after_link_up": lost,
+            "failed": failed,
+            "loops": loops,
+            "icmp_errors": icmp,
+            "audit_failed": audit_failed,
+            "not_one_holder": two_holders,
+            "targets_met": targets_met(&gaps, lost, failed, loops),
+        })
+    }
+
+    fn summary(args: &Args, records: &[Record], wall: Duration) -> Value {
+        let mut groups = Vec::new();
+        // By the hops of each move (a chain's way back is 2h hops).
+        let mut hop_counts: Vec<usize> = records.iter().map(|r| r.hops).collect();
+        hop_counts.sort_unstable();
+        hop_counts.dedup();
+        for h in hop_counts {
+            let of_h: Vec<&Record> = records.iter().filter(|r| r.hops == h).collect();
+            groups.push(group(json!(h), "all", &of_h));
+            for dir in ["out", "onward", "back"] {
+                let sel: Vec<&Record> = of_h
+                    .iter()
+                    .copied()
+                    .filter(|r| r.direction == dir)
+                    .collect();
+                if !sel.is_empty() {
+                    groups.push(group(json!(h), dir, &sel));
+                }
+            }
+        }
+        let all: Vec<&Record> = records.iter().collect();
+        groups.push(group(json!("all"), "all", &all));
+        json!({
+            "kind": "summary",
+            "scenario": format!("{:?}", args.scenario),
+            "roams": records.len(),
+            "roams_per_hop_count": args.roams,
+            "hops": args.hops,
+            "dwell_s": args.dwell.as_secs_f64(),
+            "hello_s": args.hello.as_secs_f64(),
+            "ping": {"interval_ms": ms(PING_INTERVAL), "both_ways": true},
+            "targets": {"p95_gap_ms": TARGET_P95_GAP_MS, "max_gap_ms": TARGET_MAX_GAP_MS,
+                        "lost_after_link_up": 0, "failed": 0, "loops": 0},
+            "groups": groups,
+            "wall_s": (wall.as_secs_f64() * 10.0).round() / 10.0,
+        })
+    }
+
+    fn print_table(summary: &Value) {
+        let num = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
+        println!(
+            "# scenario {} (dwell {} s, hello {} s), {} roams in {} s; gap = worse of both directions, ms",
+            summary["scenario"].as_str().unwrap_or("?"),
+            summary["dwell_s"],
+            summary["hello_s"],
+            summary["roams"],
+            summary["wall_s"]
+        );
+        println!(
+            "# {:>5} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>5} {:>5} {:>6}  targets",
+            "hops",
+            "dir",
+            "roams",
+            "min",
+            "median",
+            "p95",
+            "max",
+            "lost",
+            "failed",
+            "loops",
+            "icmp",
+            "audit!"
+        );
+        for g in summary["groups"].as_array().into_iter().flatten() {
+            let t = &g["targets_met"];
+            let verdict = if t["all"] == true {
+                "met".to_string()
+            } else {
+                let missed: Vec<&str> = [
+                    "p95_gap_ms",
+                    "max_gap_ms",
+                    "no_loss_after_link_up",
+                    "no_failed",
+                    "no_loops",
+                ]
+                .into_iter()
+                .filter(|k| t[*k] != true)
+                .collect();
+                format!("NOT met: {}", missed.join(", "))
+            };
+            println!(
+                "# {:>5} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>5} {:>5} {:>6}  {verdict}",
+                g["hops"].to_string().trim_matches('"'),
+                g["direction"].as_str().unwrap_or("?"),
+                g["roams"].to_string(),
+                num(&g["gap_ms"]["min"]),
+                num(&g["gap_ms"]["median"]),
+                num(&g["gap_ms"]["p95"]),
+                num(&g["gap_ms"]["max"]),
+                g["lost_after_link_up"].to_string(),
+                g["failed"].to_string(),
+                g["loops"].to_string(),
+                g["icmp_errors"].to_string(),
+                g["audit_failed"].to_string(),
+            );
+        }
+        println!("# targets: p95 gap <= {TARGET_P95_GAP_MS} ms, max <= {TARGET_MAX_GAP_MS} ms, 0 lost after link-up, 0 failed, 0 loops");
+    }
 }

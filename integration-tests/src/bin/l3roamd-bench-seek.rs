@@ -21,13 +21,14 @@
 //! the daemon binaries (`cargo build --workspace --bins`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv6Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use l3roamd_lab::bench::{count_stats, duration_stats as stats, emit, ms};
 
 use l3roamd_lab::{
     grpc_call, missing_prerequisites, wait, Daemon, Lab, LabOptions, Launch, Node, Result,
@@ -176,17 +177,6 @@ fn main() -> ExitCode {
 
 fn progress(text: &str) {
     eprintln!("l3roamd-bench-seek: {text}");
-}
-
-/// One JSON object on one line of stdout, flushed at once.
-fn emit(value: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{value}");
-    let _ = out.flush();
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 // ===== one lab =====
@@ -661,34 +651,6 @@ fn seek_one(lab: &Lab, hello: Duration, p: &Planned) -> Result<SeekRecord> {
 struct Results {
     seeks: Vec<SeekRecord>,
     spreads: Vec<Spread>,
-}
-
-/// min/median/max in milliseconds, or nulls.
-fn stats(values: &[Duration]) -> Value {
-    let mut v: Vec<f64> = values.iter().map(|d| ms(*d)).collect();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return json!({"n": 0, "min": null, "median": null, "max": null});
-    }
-    let mid = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        ((v[mid - 1] + v[mid]) / 2.0 * 1e3).round() / 1e3
-    };
-    json!({"n": v.len(), "min": v[0], "median": median, "max": v[v.len() - 1]})
-}
-
-fn count_stats(values: &[u64]) -> Value {
-    if values.is_empty() {
-        return json!({"min": null, "mean": null, "max": null});
-    }
-    let sum: u64 = values.iter().sum();
-    json!({
-        "min": values.iter().min(),
-        "mean": (sum as f64 / values.len() as f64 * 100.0).round() / 100.0,
-        "max": values.iter().max(),
-    })
 }
 
 impl Results {
