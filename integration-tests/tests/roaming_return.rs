@@ -22,7 +22,6 @@
 //! trouble (also in `<lab dir>/evidence.txt`, kept with
 //! `L3ROAMD_LAB_KEEP=1`), and the test fails at the end listing them.
 
-use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use l3roamd_lab::roam::{self, Limits, RoamOutcome, RoamSpec};
@@ -70,7 +69,11 @@ fn return_lab(home: &str) -> Lab {
     // client that moves on within that first second of its life in the
     // mesh waits for the re-seek (docs/design-notes.md, "A client comes
     // back"); that is not what these tests are about.
-    let nca: Ipv6Addr = NODE_CLIENT_ADDRESS.parse().expect("address");
+    let nca = lab
+        .client("c1")
+        .expect("c1")
+        .node_client_address()
+        .expect("c1's node-client address");
     let announced = wait::until(
         "c1's node-client address routed at the gateway",
         DISCOVER,
@@ -88,9 +91,6 @@ fn return_lab(home: &str) -> Lab {
     }
     lab
 }
-
-/// The node-client address of c1 (MAC 02:c1:00:00:00:01) in fec0::/64.
-const NODE_CLIENT_ADDRESS: &str = "fec0::c1:ff:fe00:1";
 
 /// Moves c1 along `route` (node names), one measured roam each, and
 /// returns every problem found (empty when all went right).
