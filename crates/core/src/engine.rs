@@ -583,6 +583,14 @@ impl<P: Platform> Engine<P> {
                         Ok(()) => {
                             self.counters.count(C::Parked);
                             tracing::debug!(client = %addr, "host route parked in the TUN device");
+                            // The client is not on the link any more: packets
+                            // the kernel queued for its resolution go without
+                            // an "address unreachable" to their senders.
+                            for interface in self.mesh.client_interfaces.clone() {
+                                if let Some(ifindex) = self.kernel.interface_index(&interface) {
+                                    let _ = self.kernel.delete_neighbour(addr, ifindex).await;
+                                }
+                            }
                         }
                         Err(e) => {
                             self.counters.count(C::Errors);

@@ -87,6 +87,9 @@ pub trait Kernel {
     async fn delete_route(&self, route: &Route) -> Result<(), KernelError>;
     /// The kernel's IPv6 neighbour entries.
     async fn neighbours(&self) -> Result<Vec<Neighbour>, KernelError>;
+    /// Removes the neighbour entry of `addr` on `ifindex` (and with it any
+    /// packets queued for its resolution, without errors to their senders).
+    async fn delete_neighbour(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError>;
     /// The IPv6 addresses of interface `ifindex`.
     async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError>;
     /// Adds `addr/128` to `ifindex` without duplicate address detection.

@@ -154,6 +154,17 @@ impl Kernel for MockKernel {
         Ok(self.state.borrow().neighbours.clone())
     }
 
+    async fn delete_neighbour(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let mut s = self.state.borrow_mut();
+        let before = s.neighbours.len();
+        s.neighbours
+            .retain(|n| !(n.address == addr && n.ifindex == ifindex));
+        if s.neighbours.len() == before {
+            return Err(no_such("neighbour delete"));
+        }
+        Ok(())
+    }
+
     async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError> {
         Ok(self
             .state

@@ -222,6 +222,23 @@ impl Kernel for Netlink {
         Ok(messages.iter().filter_map(neighbour_from).collect())
     }
 
+    async fn delete_neighbour(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Inet6;
+        message.header.ifindex = ifindex;
+        message
+            .attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+                addr,
+            )));
+        self.handle
+            .neighbours()
+            .del(message)
+            .execute()
+            .await
+            .map_err(failed("neighbour delete"))
+    }
+
     async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError> {
         let messages: Vec<_> = self
             .handle
