@@ -210,8 +210,10 @@ fn word_after(line: &str, key: &str) -> Option<String> {
     words.next().map(str::to_string)
 }
 
-/// Asks babeld's control socket at `socket` for a `dump`.
-pub fn dump(socket: &Path, timeout: Duration) -> Result<BabelDump> {
+/// Connects to babeld's local interface at `socket`, reads its greeting
+/// ("BABEL 1.0", version, host, my-id, then "ok") and sends `command`; the
+/// reader is positioned at the command's output.
+fn local_command(socket: &Path, timeout: Duration, command: &str) -> Result<BufReader<UnixStream>> {
     let ctx = |what: &str| format!("{what} babeld control socket {}", socket.display());
     let stream = UnixStream::connect(socket).map_err(|e| Error::io(ctx("connecting to"), e))?;
     stream
@@ -221,11 +223,17 @@ pub fn dump(socket: &Path, timeout: Duration) -> Result<BabelDump> {
         .try_clone()
         .map_err(|e| Error::io(ctx("cloning"), e))?;
     let mut reader = BufReader::new(stream);
-    // Greeting: "BABEL 1.0", version, host, my-id, then "ok".
     read_until_ok(&mut reader, &ctx("reading greeting from"))?;
     writer
-        .write_all(b"dump\n")
+        .write_all(format!("{command}\n").as_bytes())
         .map_err(|e| Error::io(ctx("writing to"), e))?;
+    Ok(reader)
+}
+
+/// Asks babeld's control socket at `socket` for a `dump`.
+pub fn dump(socket: &Path, timeout: Duration) -> Result<BabelDump> {
+    let ctx = |what: &str| format!("{what} babeld control socket {}", socket.display());
+    let mut reader = local_command(socket, timeout, "dump")?;
     let lines = read_until_ok(&mut reader, &ctx("reading dump from"))?;
     Ok(BabelDump {
         lines: lines
@@ -376,19 +384,7 @@ impl BabelMonitor {
     /// Connects to babeld's control socket at `socket`, asks for `monitor`
     /// and appends every line (whose text contains `filter`, if given) to `file`.
     pub fn start(socket: &Path, file: &Path, filter: Option<String>) -> Result<BabelMonitor> {
-        let ctx = |what: &str| format!("{what} babeld control socket {}", socket.display());
-        let stream = UnixStream::connect(socket).map_err(|e| Error::io(ctx("connecting to"), e))?;
-        stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .map_err(|e| Error::io(ctx("configuring"), e))?;
-        let mut writer = stream
-            .try_clone()
-            .map_err(|e| Error::io(ctx("cloning"), e))?;
-        let mut reader = BufReader::new(stream);
-        read_until_ok(&mut reader, &ctx("reading greeting from"))?;
-        writer
-            .write_all(b"monitor\n")
-            .map_err(|e| Error::io(ctx("writing to"), e))?;
+        let mut reader = local_command(socket, Duration::from_millis(200), "monitor")?;
         let mut out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -420,7 +416,6 @@ impl BabelMonitor {
                         Err(_) => break,
                     }
                 }
-                drop(writer);
             })
             .map_err(|e| Error::io("spawning babel monitor thread", e))?;
         Ok(BabelMonitor {

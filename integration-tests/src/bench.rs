@@ -22,6 +22,25 @@ pub fn emit(value: &Value) {
     let _ = out.flush();
 }
 
+/// The end of every benchmark: the summary as a JSON line, the `#` table
+/// (unless `json_only`), and the exit status.
+pub fn finish(
+    summary: &Value,
+    json_only: bool,
+    print_table: impl Fn(&Value),
+    failed: bool,
+) -> std::process::ExitCode {
+    emit(summary);
+    if !json_only {
+        print_table(summary);
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
 /// Milliseconds, rounded to microseconds.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3

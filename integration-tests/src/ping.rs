@@ -375,22 +375,7 @@ fn live_in_netns(
             std::io::Error::last_os_error(),
         ));
     }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    if raw < 0 {
-        return Err(Error::io(
-            "opening raw ICMPv6 socket (needs root)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let sock = raw_icmpv6_socket()?;
     let id = next_identifier();
     let mut run = PingRun {
         destination: Some(dst),
@@ -503,22 +488,7 @@ fn run(
     interval: Duration,
     linger: Duration,
 ) -> Result<PingResult> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    if raw < 0 {
-        return Err(Error::io(
-            "opening raw ICMPv6 socket (needs root)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let sock = raw_icmpv6_socket()?;
     let id = next_identifier();
     let mut result = PingResult {
         destination: dst,
@@ -716,6 +686,27 @@ fn parse_echo(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<u
         return None;
     }
     Some(u16::from_be_bytes([packet[6], packet[7]]))
+}
+
+/// A raw ICMPv6 socket of this namespace (needs root).
+fn raw_icmpv6_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        )
+    };
+    if raw < 0 {
+        return Err(Error::io(
+            "opening raw ICMPv6 socket (needs root)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok(sock)
 }
 
 #[cfg(test)]

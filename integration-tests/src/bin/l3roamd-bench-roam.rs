@@ -249,15 +249,7 @@ fn main() -> ExitCode {
         progress(&format!("FAILED: {e}"));
     }
     let summary = summary(&args, &roams, started.elapsed());
-    emit(&summary);
-    if !args.json_only {
-        print_table(&summary);
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    l3roamd_lab::bench::finish(&summary, args.json_only, print_table, failed)
 }
 
 fn progress(text: &str) {
@@ -1581,15 +1573,7 @@ mod returning {
             eprintln!("l3roamd-bench-roam: FAILED: {e}");
         }
         let summary = summary(args, &records, started.elapsed());
-        emit(&summary);
-        if !args.json_only {
-            print_table(&summary);
-        }
-        if failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        }
+        l3roamd_lab::bench::finish(&summary, args.json_only, print_table, failed)
     }
 
     fn run(args: &Args, records: &mut Vec<Record>) -> Result<()> {

@@ -164,15 +164,7 @@ fn main() -> ExitCode {
         ));
     }
     let summary = all.summary(&args, started.elapsed());
-    emit(&summary);
-    if !args.json_only {
-        print_table(&summary);
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    l3roamd_lab::bench::finish(&summary, args.json_only, print_table, failed)
 }
 
 fn progress(text: &str) {
