@@ -858,6 +858,24 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts the five daemons on every node with the lab's configuration
+    /// changed by `settings` (`(section, key, value)`, values in TOML).
+    pub fn start_all_daemons_with(
+        &mut self,
+        launch: Launch,
+        settings: &[(&str, &str, &str)],
+    ) -> Result<()> {
+        let names: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        for name in names {
+            let mut config = self.daemon_config(&name)?;
+            for (section, key, value) in settings {
+                config.set_raw(section, key, value);
+            }
+            self.start_daemons_with(&name, launch, &config)?;
+        }
+        Ok(())
+    }
+
     /// Starts the five daemons on `node` with an explicit configuration.
     pub fn start_daemons_with(
         &mut self,

@@ -40,15 +40,14 @@ fn return_lab(home: &str) -> Lab {
     lab.start_babel().expect("babeld");
     lab.wait_routes_converged(Duration::from_secs(30))
         .expect("babel converges");
-    let names: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
-    for node in names {
-        let mut config = lab.daemon_config(&node).expect("config");
-        config
-            .set_raw("client_db", "claim_interval_ms", "100")
-            .set_raw("client_db", "claim_retries", "9");
-        lab.start_daemons_with(&node, Launch::Separate, &config)
-            .expect("daemons");
-    }
+    lab.start_all_daemons_with(
+        Launch::Separate,
+        &[
+            ("client_db", "claim_interval_ms", "100"),
+            ("client_db", "claim_retries", "9"),
+        ],
+    )
+    .expect("daemons");
     let addr = lab.client("c1").expect("c1").address;
     let reached = wait::until("c1 reachable from the gateway", DISCOVER, || {
         let p = lab.ping(GATEWAY, addr, 3, Duration::from_millis(20))?;
