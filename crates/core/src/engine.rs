@@ -48,6 +48,7 @@ mod path_counters {
         FoundReceived => "found_received": "FOUND notices received from finders.",
         DataDelivered => "data_delivered": "Encapsulated packets received and put on a client link.",
         DataRefused => "data_refused": "Encapsulated packets refused: not for a client (or a node-client address) of this node.",
+        ReinjectedLate => "reinjected_late": "Packets read from the TUN device after their client's host route was installed here, sent on through it.",
         NodeClientForwarded => "node_client_forwarded": "Packets for a node-client address in handover sent on to the claiming node.",
         NextNodeAnnounced => "next_node_announced": "Unsolicited neighbor advertisements of the next-node router sent to an arriving client's link.",
         NodeClientDropped => "node_client_dropped": "Packets for a node-client address in handover with no claiming node known.",
@@ -317,6 +318,18 @@ impl<P: Platform> Engine<P> {
                     }
                     None => self.counters.count(C::NodeClientDropped),
                 }
+                return;
+            }
+            // A packet that reached the catch-all (or the parked route)
+            // before this node installed the client's host route, and that
+            // we read only after: the route is there now, so it goes on
+            // through it. Held, it would wait for the next seek (1 s or
+            // more): the route's arrival, which re-sends held packets, has
+            // already happened. (Were the route missing after all, the
+            // kernel's hop limit ends the round trip.)
+            if self.roaming.on_link(&dst).is_some() {
+                self.counters.count(C::ReinjectedLate);
+                self.execute(vec![Action::Reinject(packet)]).await;
                 return;
             }
         }
@@ -1362,6 +1375,23 @@ mod tests {
             vec![packet_to(CLIENT)],
             "re-sent at once through the route, not at the next re-seek"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_packet_read_after_its_route_was_installed_follows_the_route() {
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.serve(t0).await;
+        lab.engine.presence(PresenceEvent::Gone(mac()), t0).await;
+        // Back: the route is installed (and held packets re-sent) before
+        // core reads a packet the kernel had put into the TUN device.
+        lab.appeared(&[CLIENT], t0 + Duration::from_millis(50)).await;
+        assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
+        lab.engine
+            .tun_packet(packet_to(CLIENT), t0 + Duration::from_millis(51))
+            .await;
+        assert!(lab.seeks.try_recv().is_err(), "not held for a seek");
+        assert_eq!(*lab.parts.tun.sent.borrow(), vec![packet_to(CLIENT)]);
     }
 
     #[tokio::test(flavor = "current_thread")]
