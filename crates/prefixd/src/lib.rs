@@ -5,6 +5,7 @@
 
 mod config;
 mod rpc;
+pub mod selection;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
