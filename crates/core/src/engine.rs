@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use l3roamd_daemon::{DaemonError, MeshConfig, Shutdown};
 use l3roamd_intercom::{Body, Packet};
-use l3roamd_types::{node_client_addr, MacAddr};
+use l3roamd_types::{node_client_addr, Ipv6Prefix, MacAddr};
 use netlink_packet_route::route::RouteType;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,6 +34,7 @@ use crate::kernel::{
     DataLink, IcmpErrors, Kernel, Parts, Platform, Route, RouteChange, RouteEvents, TunDevice,
 };
 use crate::ndproxy::{FoundNeighbour, NeighbourEvent};
+use crate::prefixd::{Arrival, PrefixEvent};
 use crate::roaming::{self, Phase, Roaming};
 use crate::CoreConfig;
 
@@ -61,6 +62,8 @@ mod path_counters {
         HostRoutesRemoved => "host_routes_removed": "Host routes removed (client left or claimed elsewhere).",
         Releases => "releases": "Clients released to another node that claimed them.",
         DuplicateRoutes => "duplicate_routes": "Host routes also announced by another node while the client is here.",
+        PrefixesRefused => "prefixes_refused": "Prefixes from prefixd that are not client /64s, ignored.",
+        ArrivalsDropped => "arrivals_dropped": "Client arrivals for prefixd dropped because its queue was full.",
         Parked => "parked": "Host routes parked in the TUN device while their client is away.",
         Handovers => "handovers": "Host routes handed over to another node (routed into the TUN device and announced from here for core.handover_ms).",
         Adopted => "adopted": "Host routes of an earlier run adopted at start.",
@@ -82,6 +85,10 @@ pub struct Channels {
     pub db_commands: mpsc::Sender<DbCommand>,
     /// Records, releases and claim results from client-db.
     pub db_events: mpsc::Receiver<DbEvent>,
+    /// The client prefixes in use, from prefixd.
+    pub prefixes: mpsc::Receiver<PrefixEvent>,
+    /// Arrivals of clients, to prefixd.
+    pub arrivals: mpsc::Sender<Arrival>,
 }
 
 // ===== the handle used by the RPC service =====
@@ -108,6 +115,8 @@ pub struct Status {
     pub counters: Vec<(&'static str, u64)>,
     /// The clients this node serves.
     pub clients: Vec<ServedClient>,
+    /// The client prefixes routed now (configured and from prefixd).
+    pub client_prefixes: Vec<Ipv6Prefix>,
 }
 
 /// A question for the engine's loop.
@@ -167,6 +176,13 @@ pub struct Engine<P: Platform> {
     queries: mpsc::Receiver<Query>,
     lo_index: u32,
     counters: PathCounters,
+    /// The client prefixes routed now: the configured ones and those
+    /// prefixd says clients may use.
+    prefixes: BTreeSet<Ipv6Prefix>,
+    /// prefixd's in-use prefixes: what its last snapshot and changes said.
+    learned: BTreeSet<Ipv6Prefix>,
+    /// A prefixd snapshot being read.
+    snapshot: Option<BTreeSet<Ipv6Prefix>>,
 }
 
 impl<P: Platform> std::fmt::Debug for Engine<P> {
@@ -200,6 +216,7 @@ impl<P: Platform> Engine<P> {
             .interface_index("lo")
             .ok_or_else(|| DaemonError::Fatal("no loopback interface".to_string()))?;
         let held = HeldPackets::new(config.limits(), mesh.client_prefixes.clone());
+        let client_prefixes = mesh.client_prefixes.iter().copied().collect();
         let roaming = Roaming::new(roaming::Settings {
             node_address: mesh.node_address,
             client_prefixes: mesh.client_prefixes.clone(),
@@ -223,6 +240,9 @@ impl<P: Platform> Engine<P> {
             queries,
             lo_index,
             counters: PathCounters::default(),
+            prefixes: client_prefixes,
+            learned: BTreeSet::new(),
+            snapshot: None,
         })
     }
 
@@ -231,22 +251,26 @@ impl<P: Platform> Engine<P> {
     pub async fn start(&mut self) -> Result<(), DaemonError> {
         self.adopt_earlier_run().await?;
         for prefix in self.mesh.client_prefixes.clone() {
-            let route = Route {
-                destination: prefix.addr(),
-                prefix_len: prefix.prefix_len(),
-                table: self.config.export_table,
-                protocol: self.config.route_protocol,
-                oif: Some(self.tun_index),
-                metric: None,
-                kind: RouteType::Unicast,
-            };
             self.kernel
-                .replace_route(&route)
+                .replace_route(&self.catch_all(prefix))
                 .await
                 .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
             tracing::info!(%prefix, tun = self.tun.name(), "catch-all route installed");
         }
         Ok(())
+    }
+
+    /// The route of `prefix` into the TUN device.
+    fn catch_all(&self, prefix: Ipv6Prefix) -> Route {
+        Route {
+            destination: prefix.addr(),
+            prefix_len: prefix.prefix_len(),
+            table: self.config.export_table,
+            protocol: self.config.route_protocol,
+            oif: Some(self.tun_index),
+            metric: None,
+            kind: RouteType::Unicast,
+        }
     }
 
     /// Runs until shutdown, then removes what it installed.
@@ -278,6 +302,11 @@ impl<P: Platform> Engine<P> {
                 db = self.channels.db_events.recv() => {
                     if let Some(event) = db {
                         self.db_event(event, Instant::now()).await;
+                    }
+                }
+                prefix = self.channels.prefixes.recv() => {
+                    if let Some(event) = prefix {
+                        self.prefix_event(event).await;
                     }
                 }
                 received = self.data.recv() => {
@@ -430,9 +459,15 @@ impl<P: Platform> Engine<P> {
                 tracing::info!(%mac, interface, "client appeared");
                 let interface = self.client_link(&interface);
                 self.announce_next_node(&interface);
-                self.roaming.appeared(mac, interface, &addresses)
+                let actions = self.roaming.appeared(mac, interface, &addresses);
+                self.tell_prefixd(mac, &addresses);
+                actions
             }
-            PresenceEvent::AddressLearned(mac, addr) => self.roaming.address_learned(mac, addr),
+            PresenceEvent::AddressLearned(mac, addr) => {
+                let actions = self.roaming.address_learned(mac, addr);
+                self.tell_prefixd(mac, &[addr]);
+                actions
+            }
             PresenceEvent::Gone(mac) => {
                 tracing::info!(%mac, "client gone");
                 self.roaming.gone(mac, now)
@@ -457,7 +492,11 @@ impl<P: Platform> Engine<P> {
 
     async fn db_event(&mut self, event: DbEvent, now: Instant) {
         let actions = match event {
-            DbEvent::Updated(mac, addresses) => self.roaming.record_updated(mac, &addresses),
+            DbEvent::Updated(mac, addresses) => {
+                let actions = self.roaming.record_updated(mac, &addresses);
+                self.tell_prefixd(mac, &addresses);
+                actions
+            }
             DbEvent::ClaimDone(mac) => self.roaming.claim_done(mac),
             DbEvent::Release { mac, claimed_by } => {
                 let actions = self.roaming.released(mac, claimed_by, now);
@@ -523,6 +562,111 @@ impl<P: Platform> Engine<P> {
                 }
             }
             _ => self.counters.count(C::DatapathMalformed),
+        }
+    }
+
+    async fn prefix_event(&mut self, event: PrefixEvent) {
+        match event {
+            PrefixEvent::SnapshotStart => self.snapshot = Some(BTreeSet::new()),
+            PrefixEvent::Prefix(prefix, in_use) => {
+                if let Some(snapshot) = self.snapshot.as_mut() {
+                    if in_use {
+                        snapshot.insert(prefix);
+                    }
+                } else {
+                    let mut learned = self.learned.clone();
+                    if in_use {
+                        learned.insert(prefix);
+                    } else {
+                        learned.remove(&prefix);
+                    }
+                    self.set_learned(learned).await;
+                }
+            }
+            PrefixEvent::Removed(prefix) => {
+                let mut learned = self.learned.clone();
+                learned.remove(&prefix);
+                if let Some(snapshot) = self.snapshot.as_mut() {
+                    snapshot.remove(&prefix);
+                } else {
+                    self.set_learned(learned).await;
+                }
+            }
+            PrefixEvent::SnapshotDone => {
+                if let Some(snapshot) = self.snapshot.take() {
+                    self.set_learned(snapshot).await;
+                }
+            }
+        }
+    }
+
+    /// prefixd's in-use prefixes are `learned` now: the catch-alls, the
+    /// held-packet queue and roaming follow them and the configured ones.
+    /// Host routes of clients in a prefix that goes stay until the client
+    /// leaves (prefixd keeps a prefix in use while clients may use it).
+    async fn set_learned(&mut self, learned: BTreeSet<Ipv6Prefix>) {
+        let mut accepted = BTreeSet::new();
+        for prefix in learned {
+            if prefix.prefix_len() == 64
+                && !prefix.contains(&self.mesh.node_client_prefix.addr())
+            {
+                accepted.insert(prefix);
+            } else {
+                self.counters.count(C::PrefixesRefused);
+                tracing::warn!(%prefix, "prefixd offers a prefix that is not a client /64; ignored");
+            }
+        }
+        let mut wanted: BTreeSet<Ipv6Prefix> = self.mesh.client_prefixes.iter().copied().collect();
+        wanted.extend(accepted.iter().copied());
+        self.learned = accepted;
+        let added: Vec<Ipv6Prefix> = wanted.difference(&self.prefixes).copied().collect();
+        let removed: Vec<Ipv6Prefix> = self.prefixes.difference(&wanted).copied().collect();
+        if added.is_empty() && removed.is_empty() {
+            return;
+        }
+        for prefix in added {
+            match self.kernel.replace_route(&self.catch_all(prefix)).await {
+                Ok(()) => {
+                    tracing::info!(%prefix, tun = self.tun.name(), "catch-all route installed");
+                    self.prefixes.insert(prefix);
+                }
+                Err(e) => {
+                    self.counters.count(C::Errors);
+                    tracing::warn!(%prefix, error = %e, "cannot install catch-all route");
+                }
+            }
+        }
+        for prefix in removed {
+            if let Err(e) = self.kernel.delete_route(&self.catch_all(prefix)).await {
+                tracing::debug!(%prefix, error = %e, "catch-all route already gone");
+            }
+            tracing::info!(%prefix, "catch-all route removed");
+            self.prefixes.remove(&prefix);
+        }
+        let list: Vec<Ipv6Prefix> = self.prefixes.iter().copied().collect();
+        self.held.set_prefixes(list.clone());
+        self.roaming.set_prefixes(list);
+    }
+
+    /// Tells prefixd which addresses an attached client uses, so that it
+    /// can deprecate those it does not advertise here.
+    /// Addresses outside every prefix in use count too: those are the ones
+    /// to deprecate. Only for clients attached here (a record of a client
+    /// elsewhere is none of this node's business), and only with addresses.
+    fn tell_prefixd(&mut self, mac: MacAddr, addresses: &[Ipv6Addr]) {
+        let Some(client) = self.roaming.clients().get(&mac) else {
+            return;
+        };
+        if addresses.is_empty() || matches!(client.phase, Phase::Leaving { .. }) {
+            return;
+        }
+        let arrival = Arrival {
+            mac,
+            interface: client.interface.clone(),
+            addresses: addresses.to_vec(),
+        };
+        if self.channels.arrivals.try_send(arrival).is_err() {
+            self.counters.count(C::ArrivalsDropped);
         }
     }
 
@@ -908,7 +1052,7 @@ impl<P: Platform> Engine<P> {
     }
 
     fn is_client(&self, addr: &Ipv6Addr) -> bool {
-        self.mesh.client_prefixes.iter().any(|p| p.contains(addr))
+        self.prefixes.iter().any(|p| p.contains(addr))
     }
 
     /// The state the status RPC shows.
@@ -945,6 +1089,7 @@ impl<P: Platform> Engine<P> {
             tun_device: self.tun.name().to_string(),
             counters,
             clients,
+            client_prefixes: self.prefixes.iter().copied().collect(),
         }
     }
 }
@@ -976,11 +1121,13 @@ mod tests {
         parts: MockParts,
         db: mpsc::Receiver<DbCommand>,
         seeks: mpsc::Receiver<Ipv6Addr>,
+        arrivals: mpsc::Receiver<Arrival>,
         // Kept so the engine's receivers stay open.
         _senders: (
             mpsc::Sender<NeighbourEvent>,
             mpsc::Sender<PresenceEvent>,
             mpsc::Sender<DbEvent>,
+            mpsc::Sender<PrefixEvent>,
             Handle,
         ),
     }
@@ -1015,6 +1162,8 @@ mod tests {
         let (presence_tx, presence_rx) = mpsc::channel(64);
         let (db_tx, db) = mpsc::channel(64);
         let (db_event_tx, db_event_rx) = mpsc::channel(64);
+        let (prefix_tx, prefix_rx) = mpsc::channel(64);
+        let (arrival_tx, arrivals) = mpsc::channel(64);
         let (handle, queries) = Handle::new();
         let channels = Channels {
             seeks: seek_tx,
@@ -1022,6 +1171,8 @@ mod tests {
             presence: presence_rx,
             db_commands: db_tx,
             db_events: db_event_rx,
+            prefixes: prefix_rx,
+            arrivals: arrival_tx,
         };
         let engine = Engine::new(
             mesh(),
@@ -1036,7 +1187,8 @@ mod tests {
             parts,
             db,
             seeks,
-            _senders: (found_tx, presence_tx, db_event_tx, handle),
+            arrivals,
+            _senders: (found_tx, presence_tx, db_event_tx, prefix_tx, handle),
         }
     }
 
@@ -1375,6 +1527,56 @@ mod tests {
             vec![packet_to(CLIENT)],
             "re-sent at once through the route, not at the next re-seek"
         );
+    }
+
+    fn catch_alls(lab: &Lab) -> Vec<String> {
+        let tun = lab.index("l3roam0");
+        let mut out: Vec<String> = lab
+            .kernel()
+            .routes
+            .iter()
+            .filter(|r| r.prefix_len == 64 && r.oif == Some(tun))
+            .map(|r| format!("{}/{}", r.destination, r.prefix_len))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_catch_alls_follow_the_prefixes_prefixd_has_in_use() {
+        let mut lab = started(|_| {}).await;
+        let b: Ipv6Prefix = "2001:db8:b::/64".parse().unwrap();
+        let c: Ipv6Prefix = "2001:db8:c::/64".parse().unwrap();
+        for e in [
+            PrefixEvent::SnapshotStart,
+            PrefixEvent::Prefix(b, true),
+            PrefixEvent::Prefix(c, false),
+            PrefixEvent::SnapshotDone,
+        ] {
+            lab.engine.prefix_event(e).await;
+        }
+        assert_eq!(catch_alls(&lab), vec!["2001:db8:b::/64", "fddd:1::/64"]);
+        // A client in b gets its route now.
+        lab.appeared(&["2001:db8:b::5"], Instant::now()).await;
+        assert_eq!(lab.host_routes("2001:db8:b::5"), vec![(158, "br-client".into())]);
+        let arrival = lab.arrivals.try_recv().unwrap();
+        assert_eq!(arrival.addresses, vec![a("2001:db8:b::5")]);
+        assert_eq!(arrival.interface, "br-client");
+        // c in use, b gone; the configured prefix always stays.
+        lab.engine.prefix_event(PrefixEvent::Prefix(c, true)).await;
+        lab.engine.prefix_event(PrefixEvent::Removed(b)).await;
+        assert_eq!(catch_alls(&lab), vec!["2001:db8:c::/64", "fddd:1::/64"]);
+        // A new snapshot without c (prefixd restarted) ends it; nonsense
+        // is refused.
+        for e in [
+            PrefixEvent::SnapshotStart,
+            PrefixEvent::Prefix("::/0".parse().unwrap(), true),
+            PrefixEvent::Prefix("fec0::/64".parse().unwrap(), true),
+            PrefixEvent::SnapshotDone,
+        ] {
+            lab.engine.prefix_event(e).await;
+        }
+        assert_eq!(catch_alls(&lab), vec!["fddd:1::/64"]);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -146,6 +146,13 @@ impl HeldPackets {
         }
     }
 
+    /// The client prefixes change (prefixd): destinations outside them are
+    /// no longer held. Packets already held stay until they are sent on or
+    /// expire.
+    pub fn set_prefixes(&mut self, prefixes: Vec<Ipv6Prefix>) {
+        self.prefixes = prefixes;
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -12,6 +12,7 @@ mod kernel;
 #[cfg(test)]
 mod mock;
 mod ndproxy;
+mod prefixd;
 mod netlink;
 mod peers;
 mod roaming;
@@ -76,6 +77,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let clientmon_socket = ctx.config.socket_of(PEERS[0])?;
     let clientdb_socket = ctx.config.socket_of(PEERS[1])?;
     let ndproxy_socket = ctx.config.socket_of(PEERS[2])?;
+    let prefixd_socket = ctx.config.socket_of(PEERS[3])?;
     // Subscribe to route changes before anything reads the tables, so that
     // no change falls between the dump and the first event.
     let routes = netlink::watch_routes().map_err(|e| DaemonError::fatal("route watch", e))?;
@@ -101,12 +103,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
     let (db_command_tx, db_command_rx) = mpsc::channel(QUEUE);
     let (db_event_tx, db_event_rx) = mpsc::channel(QUEUE);
+    let (prefix_tx, prefix_rx) = mpsc::channel(QUEUE);
+    let (arrival_tx, arrival_rx) = mpsc::channel(QUEUE);
     let channels = engine::Channels {
         seeks: seek_tx,
         found: found_rx,
         presence: presence_rx,
         db_commands: db_command_tx,
         db_events: db_event_rx,
+        prefixes: prefix_rx,
+        arrivals: arrival_tx,
     };
     let mut engine = engine::Engine::new(
         ctx.config.mesh.clone(),
@@ -132,6 +138,12 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         clientdb_socket,
         db_command_rx,
         db_event_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(prefixd::run(
+        prefixd_socket,
+        arrival_rx,
+        prefix_tx,
         shutdown.clone(),
     ));
     let peers = peers::Peers::start(peer_sockets, ctx.shutdown.clone());

@@ -193,6 +193,12 @@ impl Roaming {
         self.handovers.len()
     }
 
+    /// The client prefixes change (prefixd): only addresses inside get host
+    /// routes from now on; routes in place stay until their client leaves.
+    pub fn set_prefixes(&mut self, prefixes: Vec<Ipv6Prefix>) {
+        self.prefixes = prefixes;
+    }
+
     /// The clients served now.
     pub fn clients(&self) -> &HashMap<MacAddr, Client> {
         &self.clients

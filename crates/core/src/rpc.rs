@@ -80,8 +80,7 @@ impl pb::core_server::Core for CoreService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_address: Some(self.mesh.node_address.into()),
             tun_device,
-            client_prefixes: self
-                .mesh
+            client_prefixes: status
                 .client_prefixes
                 .iter()
                 .map(|p| (*p).into())

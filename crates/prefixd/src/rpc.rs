@@ -24,6 +24,8 @@ impl PrefixService {
                 origin: pb::PrefixOrigin::Configured.into(),
                 valid_lifetime: config.valid_lifetime,
                 preferred_lifetime: config.preferred_lifetime,
+                state: pb::PrefixState::Selected.into(),
+                ..Default::default()
             })
             .collect();
         PrefixService { prefixes, shutdown }
@@ -77,6 +79,20 @@ impl pb::prefix_d_server::PrefixD for PrefixService {
         Err(Status::unimplemented(
             "prefix announcement by gateways is not implemented yet",
         ))
+    }
+
+    async fn client_arrived(
+        &self,
+        _request: Request<pb::ClientArrivedRequest>,
+    ) -> Result<Response<pb::ClientArrivedResponse>, Status> {
+        Ok(Response::new(pb::ClientArrivedResponse::default()))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::PrefixdStatusRequest>,
+    ) -> Result<Response<pb::PrefixdStatus>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 
     async fn withdraw(
