@@ -530,6 +530,18 @@ l3roamd_render_babeld() {
 	_l3r_table=$(l3roamd_get core export_table)
 	_l3r_handover=$(l3roamd_get core handover_protocol)
 	_l3r_handover=${_l3r_handover:-159}
+	_l3r_proto=$(l3roamd_get core route_protocol)
+	_l3r_proto=${_l3r_proto:-158}
+	_l3r_gwproto=$(l3roamd_get prefixd route_protocol)
+	_l3r_gwproto=${_l3r_gwproto:-160}
+	for _l3r_n in "$_l3r_handover" "$_l3r_proto" "$_l3r_gwproto"; do
+		case "$_l3r_n" in
+		'' | *[!0-9]*)
+			_l3r_log err "'$_l3r_n' is not a route protocol number; not writing babeld rules"
+			return 1
+			;;
+		esac
+	done
 	_l3r_node=$(l3roamd_get mesh node_address)
 	_l3r_prefixes=$(l3roamd_get mesh client_prefixes)
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp $_l3r_node; do
@@ -547,11 +559,14 @@ l3roamd_render_babeld() {
 	if [ -n "$_l3r_table" ] && [ "$_l3r_table" != 254 ]; then
 		echo "import-table $_l3r_table"
 	fi
-	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
-		echo "redistribute ip $_l3r_p eq 128 proto $_l3r_handover metric 4096"
-	done
-	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
-		echo "redistribute ip $_l3r_p eq 128 allow"
+	echo "redistribute ip ::/0 eq 128 proto $_l3r_handover metric 4096"
+	echo "redistribute ip ::/0 eq 128 proto $_l3r_proto allow"
+	echo "redistribute proto $_l3r_proto deny"
+	echo "redistribute proto $_l3r_handover deny"
+	_l3r_i=0
+	for _l3r_m in 0 64 128 256 512 1024 2048 4096; do
+		echo "redistribute ip ::/0 eq 0 proto $((_l3r_gwproto + _l3r_i)) metric $_l3r_m"
+		_l3r_i=$((_l3r_i + 1))
 	done
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
 		echo "redistribute ip $_l3r_p deny"
