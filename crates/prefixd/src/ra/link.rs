@@ -10,18 +10,23 @@
 //! The socket is bound to one interface (the client bridge, or a client
 //! interface that is not bridged) for `ETH_P_IPV6`. It joins the
 //! all-routers group's MAC 33:33:00:00:00:02 (`PACKET_ADD_MEMBERSHIP`), so
-//! the interface accepts solicitations even when nothing else joined
-//! ff02::2 there. On a bridge with multicast snooping the bridge delivers
-//! ff02::2 to itself only while the IPv6 stack is a member, which it is with
-//! forwarding enabled on the bridge (Linux joins all-routers then). A
+//! the interface's receive filter passes solicitations even when nothing
+//! else joined ff02::2 there. A bridge with multicast snooping decides on
+//! its own what reaches the bridge device: without a querier it floods
+//! ff02::2 (checked in a namespace, forwarding on and off); behind an
+//! active querier it relies on the host's MLD membership, which IPv6
+//! forwarding on the bridge provides (Linux joins all-routers then). A
 //! classic BPF filter passes only ICMPv6 router solicitations directly after
 //! the IPv6 header, and none this node sent, so the kernel does not wake us
 //! for the rest of the client traffic.
 //!
 //! Errors are plain `io::Error`s. An interface that does not exist yet gives
-//! `NotFound` at [`ClientLink::open`]; one that goes down or away makes
-//! receive and send fail with `ENETDOWN`, `ENODEV` or `ENXIO` (see
-//! [`is_link_gone`]): the caller drops the link and reopens it with backoff.
+//! `NotFound` at [`ClientLink::open`]. One that goes down makes the next
+//! receive fail once with `ENETDOWN` (the socket works again after it comes
+//! back up); one that is deleted gives `ENETDOWN` on receive and `ENXIO` on
+//! send, and the socket stays deaf for good even if an interface of the same
+//! name appears. So on any error [`is_link_gone`] accepts, the caller drops
+//! the link and reopens it by name with backoff.
 
 use std::ffi::CString;
 use std::io;
@@ -97,6 +102,11 @@ pub const FILTER: [libc::sock_filter; 10] = [
 const ALL_ROUTERS_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 2];
 
 // ===== the socket =====
+
+/// Readable, and also the socket error the kernel sets when the interface
+/// goes down or away (`ENETDOWN`): epoll reports it as an error event only,
+/// and waiting for readability alone would never see the link go.
+const WAKE_ON: Interest = Interest::READABLE.add(Interest::ERROR);
 
 /// A packet socket on one client interface, filtered by [`FILTER`].
 #[derive(Debug)]
@@ -199,7 +209,7 @@ impl ClientLink {
         })?;
         // SAFETY: `fd` is an open socket owned by the `AsyncFd` from now on,
         // which alone closes it (by dropping the `OwnedFd`).
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, WAKE_ON) }?;
         Ok(ClientLink {
             fd,
             name: name.to_string(),
@@ -277,7 +287,7 @@ impl ClientLink {
     /// sent it.
     async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            let mut guard = self.fd.ready(WAKE_ON).await?;
             let result = guard.try_io(|fd| {
                 // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
                 let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
