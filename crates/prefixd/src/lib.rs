@@ -4,6 +4,7 @@
 //! announcements through babel and router advertisements arrive later.
 
 mod config;
+pub mod ra;
 mod rpc;
 pub mod selection;
 
