@@ -297,8 +297,11 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// babeld prints IPv4 prefixes in dotted notation (`format_prefix`); an
+/// IPv6 one always has a colon, even with an embedded IPv4 part
+/// (`::ffff:192.0.2.1/128` from `inet_ntop`).
 fn is_ipv4(s: &str) -> bool {
-    s.contains('.')
+    !s.contains(':')
 }
 
 fn prefix(field: &'static str, s: &str) -> Result<Ipv6Prefix, LineError> {
@@ -571,5 +574,330 @@ impl fmt::Display for BabelLine {
                 n.action, n.id, n.address, n.interface, n.cost
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines in the layout of babeld 1.13's `local.c` (see the module docs),
+    // with values as a lab node shows them.
+    const SS_DEFAULT: &str = "add route 5581f1b3e4c0 prefix ::/0 from 2001:db8:1::/64 installed yes id 02:00:00:ff:fe:00:01:01 metric 96 refmetric 0 via fe80::ff:fe00:101 if mesh0";
+    const HOST_ROUTE: &str = "change route 5581f1b3e5a0 prefix fdff::2/128 from ::/0 installed no id 02:00:00:ff:fe:00:02:01 metric 256 refmetric 160 via fe80::ff:fe00:201 if mesh1";
+    const RETRACTED: &str = "change route 5581f1b3e4c0 prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 65535 refmetric 65535 via fe80::ff:fe00:101 if mesh0";
+    const FLUSH: &str = "flush route 5581f1b3e4c0 prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 65535 refmetric 65535 via fe80::ff:fe00:101 if mesh0";
+    const V4_ROUTE: &str = "add route 5581f1b3e680 prefix 10.0.0.0/8 from 0.0.0.0/0 installed yes id 02:00:00:ff:fe:00:01:01 metric 96 refmetric 0 via fe80::ff:fe00:101 if mesh0";
+    const XROUTE: &str = "add xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 0";
+    const V4_XROUTE: &str = "add xroute 192.0.2.0/24-0.0.0.0/0 prefix 192.0.2.0/24 from 0.0.0.0/0 metric 256";
+    const IF_UP: &str = "add interface mesh0 up true ipv6 fe80::ff:fe00:101 ipv4 10.0.0.1";
+    const IF_DOWN: &str = "add interface wg0 up false";
+    const NEIGHBOUR: &str = "add neighbour 5581f1b3d010 address fe80::ff:fe00:201 if mesh0 reach ffff ureach 0000 rxcost 96 txcost 96 rtt 1.234 rttcost 0 cost 96";
+
+    fn p(s: &str) -> Ipv6Prefix {
+        s.parse().unwrap()
+    }
+
+    fn rid(s: &str) -> RouterId {
+        s.parse().unwrap()
+    }
+
+    fn route(line: &str) -> RouteLine {
+        match parse_line(line) {
+            Ok(Some(BabelLine::Route(r))) => r,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn greeting_and_replies() {
+        // "BABEL 1.0\nversion %s\nhost %s\nmy-id %s\nok\n"
+        let greeting = "BABEL 1.0\nversion babeld-1.13.1\nhost gw1\nmy-id 02:00:00:ff:fe:00:01:01\nok";
+        let lines: Vec<_> = greeting.lines().map(|l| parse_line(l).unwrap().unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                BabelLine::Protocol("1.0".into()),
+                BabelLine::Version("babeld-1.13.1".into()),
+                BabelLine::Host("gw1".into()),
+                BabelLine::MyId(RouterId([2, 0, 0, 0xff, 0xfe, 0, 1, 1])),
+                BabelLine::Ok,
+            ]
+        );
+        // "no%s%s\n" with and without a message, "bad\n".
+        assert_eq!(parse_line("no").unwrap(), Some(BabelLine::No(String::new())));
+        assert_eq!(
+            parse_line("no No such interface").unwrap(),
+            Some(BabelLine::No("No such interface".into()))
+        );
+        assert_eq!(parse_line("bad").unwrap(), Some(BabelLine::Bad));
+        assert!(parse_line("my-id 02:00").is_err());
+        assert!(parse_line("my-id").is_err());
+    }
+
+    #[test]
+    fn source_specific_default_route() {
+        assert_eq!(
+            route(SS_DEFAULT),
+            RouteLine {
+                action: Action::Add,
+                id: "5581f1b3e4c0".into(),
+                prefix: p("::/0"),
+                from: Some(p("2001:db8:1::/64")),
+                installed: true,
+                router_id: rid("02:00:00:ff:fe:00:01:01"),
+                metric: 96,
+                refmetric: 0,
+                via: Some("fe80::ff:fe00:101".parse().unwrap()),
+                interface: Some("mesh0".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn from_zero_means_not_source_specific() {
+        let r = route(HOST_ROUTE);
+        assert_eq!(r.action, Action::Change);
+        assert_eq!(r.prefix, p("fdff::2/128"));
+        assert_eq!(r.from, None);
+        assert!(!r.installed);
+        assert_eq!((r.metric, r.refmetric), (256, 160));
+        assert_eq!(r.interface.as_deref(), Some("mesh1"));
+    }
+
+    #[test]
+    fn retraction_and_flush() {
+        assert_eq!(route(RETRACTED).metric, METRIC_INFINITY);
+        assert_eq!(route(FLUSH).action, Action::Flush);
+    }
+
+    #[test]
+    fn ipv4_and_unknown_kinds_are_ignored() {
+        assert_eq!(parse_line(V4_ROUTE).unwrap(), None);
+        assert_eq!(parse_line(V4_XROUTE).unwrap(), None);
+        // v4-via-v6: an IPv4 destination through an IPv6 neighbour.
+        assert_eq!(
+            parse_line("add route 1 prefix 10.1.0.0/16 from 0.0.0.0/0 installed no id 02:00:00:ff:fe:00:01:01 metric 1 refmetric 0 via fe80::1 if m").unwrap(),
+            None
+        );
+        // An IPv6 prefix with an embedded IPv4 part is IPv6.
+        let r = route(&SS_DEFAULT.replace("prefix ::/0", "prefix ::ffff:192.0.2.0/120"));
+        assert_eq!(r.prefix, p("::ffff:c000:200/120"));
+        for line in ["", "   ", "add", "add frobnicator 1 x y", "frobnicate", "flush"] {
+            assert_eq!(parse_line(line).unwrap(), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn xroutes_interfaces_neighbours() {
+        assert_eq!(
+            parse_line(XROUTE).unwrap(),
+            Some(BabelLine::XRoute(XRouteLine {
+                action: Action::Add,
+                id: "::/0-2001:db8:1::/64".into(),
+                prefix: p("::/0"),
+                from: Some(p("2001:db8:1::/64")),
+                metric: 0,
+            }))
+        );
+        assert_eq!(
+            parse_line(IF_UP).unwrap(),
+            Some(BabelLine::Interface(InterfaceLine {
+                action: Action::Add,
+                name: "mesh0".into(),
+                up: true,
+                ipv6: Some("fe80::ff:fe00:101".parse().unwrap()),
+            }))
+        );
+        assert_eq!(
+            parse_line(IF_DOWN).unwrap(),
+            Some(BabelLine::Interface(InterfaceLine {
+                action: Action::Add,
+                name: "wg0".into(),
+                up: false,
+                ipv6: None,
+            }))
+        );
+        assert_eq!(
+            parse_line(NEIGHBOUR).unwrap(),
+            Some(BabelLine::Neighbour(NeighbourLine {
+                action: Action::Add,
+                id: "5581f1b3d010".into(),
+                address: "fe80::ff:fe00:201".parse().unwrap(),
+                interface: "mesh0".into(),
+                cost: 96,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_later_field_is_skipped_and_a_missing_one_is_an_error() {
+        let r = route(&format!("{SS_DEFAULT} weight 3"));
+        assert_eq!(r.metric, 96);
+        // No via/if: still a route.
+        let r = route("add route ab prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 5 refmetric 1");
+        assert_eq!((r.via, r.interface), (None, None));
+        assert_eq!(
+            parse_line(&SS_DEFAULT.replace(" metric 96", "")),
+            Err(LineError::MissingField {
+                kind: "route",
+                field: "metric"
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_lines_say_why() {
+        let cases: &[(&str, &str)] = &[
+            ("metric 96", "metric 65536"),
+            ("metric 96", "metric -1"),
+            ("metric 96", "metric +9"),
+            ("installed yes", "installed maybe"),
+            ("id 02:00:00:ff:fe:00:01:01", "id 02:00:00:ff:fe:00:01"),
+            ("id 02:00:00:ff:fe:00:01:01", "id 02:00:00:ff:fe:00:01:01:02"),
+            ("id 02:00:00:ff:fe:00:01:01", "id 2:00:00:ff:fe:00:01:01"),
+            ("id 02:00:00:ff:fe:00:01:01", "id +2:00:00:ff:fe:00:01:01"),
+            ("from 2001:db8:1::/64", "from 2001:db8:1::1/64"),
+            ("from 2001:db8:1::/64", "from 2001:db8:1::/129"),
+            ("from 2001:db8:1::/64", "from 10.0.0.0/8"),
+            ("prefix ::/0", "prefix ::"),
+            ("via fe80::ff:fe00:101", "via fe80::zz"),
+            ("5581f1b3e4c0", "0x5581f1b3e4c0"),
+            ("5581f1b3e4c0", "11112222333344445"),
+            (" if mesh0", " if"),
+            (" if mesh0", " if mesh0 metric 3"),
+        ];
+        for (from, to) in cases {
+            let line = SS_DEFAULT.replace(from, to);
+            assert!(parse_line(&line).is_err(), "{line:?} was accepted");
+        }
+        assert!(matches!(
+            parse_line(&SS_DEFAULT.replace("from 2001:db8:1::/64", "from 10.0.0.0/8")),
+            Err(LineError::MixedFamilies { .. })
+        ));
+        assert_eq!(
+            parse_line(&SS_DEFAULT.replace(" if mesh0", " if")),
+            Err(LineError::MissingValue("if".into()))
+        );
+        assert_eq!(
+            parse_line(&format!("{SS_DEFAULT} metric 3")),
+            Err(LineError::Duplicate("metric".into()))
+        );
+    }
+
+    #[test]
+    fn lines_print_as_babeld_writes_them() {
+        for line in [SS_DEFAULT, HOST_ROUTE, RETRACTED, FLUSH, XROUTE, IF_DOWN, "ok", "bad", "no", "no Couldn't flush interface", "BABEL 1.0", "my-id 02:00:00:ff:fe:00:01:01"] {
+            let parsed = parse_line(line).unwrap().unwrap();
+            assert_eq!(parsed.to_string(), line);
+        }
+    }
+
+    // ===== property: random and damaged lines =====
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn random_prefix(rng: &mut Rng) -> Ipv6Prefix {
+        let len = rng.below(129) as u8;
+        let bits = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+        let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+        Ipv6Prefix::new(Ipv6Addr::from(bits & mask), len).unwrap()
+    }
+
+    fn random_route(rng: &mut Rng) -> RouteLine {
+        let from = random_prefix(rng);
+        RouteLine {
+            action: [Action::Add, Action::Change, Action::Flush][rng.below(3)],
+            id: format!("{:x}", rng.next()),
+            prefix: if rng.below(2) == 0 { Ipv6Prefix::new(Ipv6Addr::UNSPECIFIED, 0).unwrap() } else { random_prefix(rng) },
+            from: (!from.is_default()).then_some(from),
+            installed: rng.below(2) == 0,
+            router_id: RouterId(rng.next().to_be_bytes()),
+            metric: rng.next() as u16,
+            refmetric: rng.next() as u16,
+            via: (rng.below(4) != 0).then(|| Ipv6Addr::from(u128::from(rng.next()))),
+            interface: (rng.below(4) != 0).then(|| format!("mesh{}", rng.below(100))),
+        }
+    }
+
+    #[test]
+    fn random_routes_round_trip() {
+        let mut rng = Rng(0x5eed_babe_1d00_0001);
+        for _ in 0..2000 {
+            let route = random_route(&mut rng);
+            let line = BabelLine::Route(route);
+            assert_eq!(parse_line(&line.to_string()).unwrap().as_ref(), Some(&line));
+        }
+    }
+
+    #[test]
+    fn damaged_lines_never_panic() {
+        let mut rng = Rng(0x0bad_11fe_0000_0002);
+        const ALPHABET: &[u8] = b"0123456789abcdefx:./- \t\r\nroutexidfmyBABELok\xff";
+        let mut kinds = [0usize; 3];
+        let mut count = |r: &Result<Option<BabelLine>, LineError>| match r {
+            Ok(Some(_)) => kinds[0] += 1,
+            Ok(None) => kinds[1] += 1,
+            Err(_) => kinds[2] += 1,
+        };
+        let seeds = [SS_DEFAULT, HOST_ROUTE, V4_ROUTE, XROUTE, IF_UP, NEIGHBOUR, "my-id 02:00:00:ff:fe:00:01:01", "BABEL 1.0"];
+        for seed in seeds {
+            // Every truncation.
+            for (i, _) in seed.char_indices() {
+                count(&parse_line(&seed[..i]));
+            }
+            // Tokens dropped, repeated, swapped or replaced by garbage.
+            let tokens: Vec<&str> = seed.split(' ').collect();
+            for _ in 0..500 {
+                let mut t: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
+                for _ in 0..1 + rng.below(3) {
+                    let i = rng.below(t.len());
+                    match rng.below(4) {
+                        0 => {
+                            t.remove(i);
+                            if t.is_empty() {
+                                t.push(String::new());
+                            }
+                        }
+                        1 => {
+                            let dup = t[i].clone();
+                            t.insert(i, dup);
+                        }
+                        2 => {
+                            let j = rng.below(t.len());
+                            t.swap(i, j);
+                        }
+                        _ => {
+                            let n = rng.below(12);
+                            let bytes: Vec<u8> = (0..n).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+                            t[i] = String::from_utf8_lossy(&bytes).into_owned();
+                        }
+                    }
+                }
+                count(&parse_line(&t.join(" ")));
+            }
+        }
+        // Pure noise.
+        for _ in 0..2000 {
+            let n = rng.below(200);
+            let bytes: Vec<u8> = (0..n).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+            count(&parse_line(&String::from_utf8_lossy(&bytes)));
+        }
+        // The generator reached all three outcomes.
+        assert!(kinds.iter().all(|k| *k > 100), "{kinds:?}");
     }
 }
