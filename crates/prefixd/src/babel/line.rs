@@ -1,6 +1,6 @@
 //! The lines of babeld's local (control) interface, parsed and printed.
 //!
-//! babeld (1.13.x, unchanged in 1.14) writes one event per line, each built
+//! babeld (the same in 1.12.2, 1.13.x and 1.14) writes one event per line, each built
 //! by one `snprintf` in `local.c`; this module is the only place that knows
 //! their layout, the rest of prefixd speaks in [`BabelLine`]. The formats:
 //!
@@ -588,8 +588,10 @@ mod tests {
     const RETRACTED: &str = "change route 5581f1b3e4c0 prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 65535 refmetric 65535 via fe80::ff:fe00:101 if mesh0";
     const FLUSH: &str = "flush route 5581f1b3e4c0 prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 65535 refmetric 65535 via fe80::ff:fe00:101 if mesh0";
     const V4_ROUTE: &str = "add route 5581f1b3e680 prefix 10.0.0.0/8 from 0.0.0.0/0 installed yes id 02:00:00:ff:fe:00:01:01 metric 96 refmetric 0 via fe80::ff:fe00:101 if mesh0";
-    const XROUTE: &str = "add xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 0";
-    const V4_XROUTE: &str = "add xroute 192.0.2.0/24-0.0.0.0/0 prefix 192.0.2.0/24 from 0.0.0.0/0 metric 256";
+    const XROUTE: &str =
+        "add xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 0";
+    const V4_XROUTE: &str =
+        "add xroute 192.0.2.0/24-0.0.0.0/0 prefix 192.0.2.0/24 from 0.0.0.0/0 metric 256";
     const IF_UP: &str = "add interface mesh0 up true ipv6 fe80::ff:fe00:101 ipv4 10.0.0.1";
     const IF_DOWN: &str = "add interface wg0 up false";
     const NEIGHBOUR: &str = "add neighbour 5581f1b3d010 address fe80::ff:fe00:201 if mesh0 reach ffff ureach 0000 rxcost 96 txcost 96 rtt 1.234 rttcost 0 cost 96";
@@ -612,8 +614,12 @@ mod tests {
     #[test]
     fn greeting_and_replies() {
         // "BABEL 1.0\nversion %s\nhost %s\nmy-id %s\nok\n"
-        let greeting = "BABEL 1.0\nversion babeld-1.13.1\nhost gw1\nmy-id 02:00:00:ff:fe:00:01:01\nok";
-        let lines: Vec<_> = greeting.lines().map(|l| parse_line(l).unwrap().unwrap()).collect();
+        let greeting =
+            "BABEL 1.0\nversion babeld-1.13.1\nhost gw1\nmy-id 02:00:00:ff:fe:00:01:01\nok";
+        let lines: Vec<_> = greeting
+            .lines()
+            .map(|l| parse_line(l).unwrap().unwrap())
+            .collect();
         assert_eq!(
             lines,
             [
@@ -625,7 +631,10 @@ mod tests {
             ]
         );
         // "no%s%s\n" with and without a message, "bad\n".
-        assert_eq!(parse_line("no").unwrap(), Some(BabelLine::No(String::new())));
+        assert_eq!(
+            parse_line("no").unwrap(),
+            Some(BabelLine::No(String::new()))
+        );
         assert_eq!(
             parse_line("no No such interface").unwrap(),
             Some(BabelLine::No("No such interface".into()))
@@ -683,7 +692,14 @@ mod tests {
         // An IPv6 prefix with an embedded IPv4 part is IPv6.
         let r = route(&SS_DEFAULT.replace("prefix ::/0", "prefix ::ffff:192.0.2.0/120"));
         assert_eq!(r.prefix, p("::ffff:c000:200/120"));
-        for line in ["", "   ", "add", "add frobnicator 1 x y", "frobnicate", "flush"] {
+        for line in [
+            "",
+            "   ",
+            "add",
+            "add frobnicator 1 x y",
+            "frobnicate",
+            "flush",
+        ] {
             assert_eq!(parse_line(line).unwrap(), None, "{line:?}");
         }
     }
@@ -754,7 +770,10 @@ mod tests {
             ("metric 96", "metric +9"),
             ("installed yes", "installed maybe"),
             ("id 02:00:00:ff:fe:00:01:01", "id 02:00:00:ff:fe:00:01"),
-            ("id 02:00:00:ff:fe:00:01:01", "id 02:00:00:ff:fe:00:01:01:02"),
+            (
+                "id 02:00:00:ff:fe:00:01:01",
+                "id 02:00:00:ff:fe:00:01:01:02",
+            ),
             ("id 02:00:00:ff:fe:00:01:01", "id 2:00:00:ff:fe:00:01:01"),
             ("id 02:00:00:ff:fe:00:01:01", "id +2:00:00:ff:fe:00:01:01"),
             ("from 2001:db8:1::/64", "from 2001:db8:1::1/64"),
@@ -787,7 +806,20 @@ mod tests {
 
     #[test]
     fn lines_print_as_babeld_writes_them() {
-        for line in [SS_DEFAULT, HOST_ROUTE, RETRACTED, FLUSH, XROUTE, IF_DOWN, "ok", "bad", "no", "no Couldn't flush interface", "BABEL 1.0", "my-id 02:00:00:ff:fe:00:01:01"] {
+        for line in [
+            SS_DEFAULT,
+            HOST_ROUTE,
+            RETRACTED,
+            FLUSH,
+            XROUTE,
+            IF_DOWN,
+            "ok",
+            "bad",
+            "no",
+            "no Couldn't flush interface",
+            "BABEL 1.0",
+            "my-id 02:00:00:ff:fe:00:01:01",
+        ] {
             let parsed = parse_line(line).unwrap().unwrap();
             assert_eq!(parsed.to_string(), line);
         }
@@ -814,7 +846,11 @@ mod tests {
     fn random_prefix(rng: &mut Rng) -> Ipv6Prefix {
         let len = rng.below(129) as u8;
         let bits = (u128::from(rng.next()) << 64) | u128::from(rng.next());
-        let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(len))
+        };
         Ipv6Prefix::new(Ipv6Addr::from(bits & mask), len).unwrap()
     }
 
@@ -823,7 +859,11 @@ mod tests {
         RouteLine {
             action: [Action::Add, Action::Change, Action::Flush][rng.below(3)],
             id: format!("{:x}", rng.next()),
-            prefix: if rng.below(2) == 0 { Ipv6Prefix::new(Ipv6Addr::UNSPECIFIED, 0).unwrap() } else { random_prefix(rng) },
+            prefix: if rng.below(2) == 0 {
+                Ipv6Prefix::new(Ipv6Addr::UNSPECIFIED, 0).unwrap()
+            } else {
+                random_prefix(rng)
+            },
             from: (!from.is_default()).then_some(from),
             installed: rng.below(2) == 0,
             router_id: RouterId(rng.next().to_be_bytes()),
@@ -854,7 +894,16 @@ mod tests {
             Ok(None) => kinds[1] += 1,
             Err(_) => kinds[2] += 1,
         };
-        let seeds = [SS_DEFAULT, HOST_ROUTE, V4_ROUTE, XROUTE, IF_UP, NEIGHBOUR, "my-id 02:00:00:ff:fe:00:01:01", "BABEL 1.0"];
+        let seeds = [
+            SS_DEFAULT,
+            HOST_ROUTE,
+            V4_ROUTE,
+            XROUTE,
+            IF_UP,
+            NEIGHBOUR,
+            "my-id 02:00:00:ff:fe:00:01:01",
+            "BABEL 1.0",
+        ];
         for seed in seeds {
             // Every truncation.
             for (i, _) in seed.char_indices() {
@@ -883,7 +932,9 @@ mod tests {
                         }
                         _ => {
                             let n = rng.below(12);
-                            let bytes: Vec<u8> = (0..n).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+                            let bytes: Vec<u8> = (0..n)
+                                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                                .collect();
                             t[i] = String::from_utf8_lossy(&bytes).into_owned();
                         }
                     }
@@ -894,7 +945,9 @@ mod tests {
         // Pure noise.
         for _ in 0..2000 {
             let n = rng.below(200);
-            let bytes: Vec<u8> = (0..n).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+            let bytes: Vec<u8> = (0..n)
+                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                .collect();
             count(&parse_line(&String::from_utf8_lossy(&bytes)));
         }
         // The generator reached all three outcomes.

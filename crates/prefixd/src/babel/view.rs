@@ -147,7 +147,11 @@ impl BabelView {
             BabelLine::MyId(id) => {
                 let changed = self.my_id != Some(*id);
                 self.my_id = Some(*id);
-                Ok(changed && self.xroutes.values().any(|x| is_source_default(&x.prefix, &x.from)))
+                Ok(changed
+                    && self
+                        .xroutes
+                        .values()
+                        .any(|x| is_source_default(&x.prefix, &x.from)))
             }
             BabelLine::Route(r) => self.apply_route(r),
             BabelLine::XRoute(x) => self.apply_xroute(x),
@@ -270,7 +274,15 @@ mod tests {
     const GW2: &str = "02:00:00:ff:fe:00:02:01";
     const ME: &str = "02:00:00:ff:fe:00:09:01";
 
-    fn route(action: &str, id: &str, prefix: &str, from: &str, installed: bool, gw: &str, metric: u16) -> BabelLine {
+    fn route(
+        action: &str,
+        id: &str,
+        prefix: &str,
+        from: &str,
+        installed: bool,
+        gw: &str,
+        metric: u16,
+    ) -> BabelLine {
         let installed = if installed { "yes" } else { "no" };
         let line = format!(
             "{action} route {id} prefix {prefix} from {from} installed {installed} id {gw} metric {metric} refmetric 0 via fe80::{id} if mesh0"
@@ -302,7 +314,17 @@ mod tests {
     #[test]
     fn add_change_flush() {
         let mut v = BabelView::new(16);
-        assert!(v.apply(&route("add", "a1", "::/0", "2001:db8:1::/64", true, GW1, 96)).unwrap());
+        assert!(v
+            .apply(&route(
+                "add",
+                "a1",
+                "::/0",
+                "2001:db8:1::/64",
+                true,
+                GW1,
+                96
+            ))
+            .unwrap());
         assert_eq!(
             v.default_routes(),
             [HeardPrefix {
@@ -313,29 +335,76 @@ mod tests {
                 own: false,
             }]
         );
-        assert!(v.apply(&route("change", "a1", "::/0", "2001:db8:1::/64", false, GW1, 200)).unwrap());
+        assert!(v
+            .apply(&route(
+                "change",
+                "a1",
+                "::/0",
+                "2001:db8:1::/64",
+                false,
+                GW1,
+                200
+            ))
+            .unwrap());
         let heard = v.default_routes();
         assert_eq!(heard[0].gateways, [gw(GW1, 200, false)]);
         assert!(!heard[0].installed);
-        assert!(v.apply(&route("flush", "a1", "::/0", "2001:db8:1::/64", false, GW1, 200)).unwrap());
+        assert!(v
+            .apply(&route(
+                "flush",
+                "a1",
+                "::/0",
+                "2001:db8:1::/64",
+                false,
+                GW1,
+                200
+            ))
+            .unwrap());
         assert!(v.default_routes().is_empty());
         assert_eq!(v.route_count(), 0);
         // A flush of an unknown route is harmless.
-        v.apply(&route("flush", "b2", "fdff::1/128", "::/0", false, GW1, 1)).unwrap();
+        v.apply(&route("flush", "b2", "fdff::1/128", "::/0", false, GW1, 1))
+            .unwrap();
     }
 
     #[test]
     fn other_routes_are_kept_but_do_not_touch_the_summary() {
         let mut v = BabelView::new(16);
         // Host route, plain default route, default from a non-default source.
-        assert!(!v.apply(&route("add", "a1", "fdff::2/128", "::/0", true, GW1, 96)).unwrap());
-        assert!(!v.apply(&route("add", "a2", "::/0", "::/0", true, GW1, 96)).unwrap());
-        assert!(!v.apply(&route("add", "a3", "2001:db8::/32", "2001:db8:1::/64", true, GW1, 96)).unwrap());
+        assert!(!v
+            .apply(&route("add", "a1", "fdff::2/128", "::/0", true, GW1, 96))
+            .unwrap());
+        assert!(!v
+            .apply(&route("add", "a2", "::/0", "::/0", true, GW1, 96))
+            .unwrap());
+        assert!(!v
+            .apply(&route(
+                "add",
+                "a3",
+                "2001:db8::/32",
+                "2001:db8:1::/64",
+                true,
+                GW1,
+                96
+            ))
+            .unwrap());
         assert_eq!(v.route_count(), 3);
         assert!(v.default_routes().is_empty());
         // A handle reused for a default route, and back: both change the summary.
-        assert!(v.apply(&route("change", "a1", "::/0", "2001:db8:1::/64", true, GW1, 96)).unwrap());
-        assert!(v.apply(&route("change", "a1", "fdff::2/128", "::/0", true, GW1, 96)).unwrap());
+        assert!(v
+            .apply(&route(
+                "change",
+                "a1",
+                "::/0",
+                "2001:db8:1::/64",
+                true,
+                GW1,
+                96
+            ))
+            .unwrap());
+        assert!(v
+            .apply(&route("change", "a1", "fdff::2/128", "::/0", true, GW1, 96))
+            .unwrap());
         assert!(v.default_routes().is_empty());
         assert!(!v.apply(&line("ok")).unwrap());
     }
@@ -344,12 +413,24 @@ mod tests {
     fn two_gateways_and_two_neighbours() {
         let mut v = BabelView::new(16);
         let ss = "2001:db8:1::/64";
-        v.apply(&route("add", "a1", "::/0", ss, false, GW2, 300)).unwrap();
-        v.apply(&route("add", "a2", "::/0", ss, true, GW1, 200)).unwrap();
+        v.apply(&route("add", "a1", "::/0", ss, false, GW2, 300))
+            .unwrap();
+        v.apply(&route("add", "a2", "::/0", ss, true, GW1, 200))
+            .unwrap();
         // GW2 heard again through another neighbour, better.
-        v.apply(&route("add", "a3", "::/0", ss, false, GW2, 150)).unwrap();
+        v.apply(&route("add", "a3", "::/0", ss, false, GW2, 150))
+            .unwrap();
         // Another client prefix, only from GW2, of another length.
-        v.apply(&route("add", "a4", "::/0", "2001:db8:2::/56", false, GW2, 150)).unwrap();
+        v.apply(&route(
+            "add",
+            "a4",
+            "::/0",
+            "2001:db8:2::/56",
+            false,
+            GW2,
+            150,
+        ))
+        .unwrap();
         let heard = v.default_routes();
         assert_eq!(heard.len(), 2);
         assert_eq!(heard[0].source, p(ss));
@@ -365,11 +446,32 @@ mod tests {
     fn retracted_routes_are_no_gateway() {
         let mut v = BabelView::new(16);
         let ss = "2001:db8:1::/64";
-        v.apply(&route("add", "a1", "::/0", ss, false, GW1, 96)).unwrap();
-        v.apply(&route("add", "a2", "::/0", ss, false, GW2, 96)).unwrap();
-        assert!(v.apply(&route("change", "a1", "::/0", ss, false, GW1, METRIC_INFINITY)).unwrap());
+        v.apply(&route("add", "a1", "::/0", ss, false, GW1, 96))
+            .unwrap();
+        v.apply(&route("add", "a2", "::/0", ss, false, GW2, 96))
+            .unwrap();
+        assert!(v
+            .apply(&route(
+                "change",
+                "a1",
+                "::/0",
+                ss,
+                false,
+                GW1,
+                METRIC_INFINITY
+            ))
+            .unwrap());
         assert_eq!(v.default_routes()[0].gateways, [gw(GW2, 96, false)]);
-        v.apply(&route("change", "a2", "::/0", ss, false, GW2, METRIC_INFINITY)).unwrap();
+        v.apply(&route(
+            "change",
+            "a2",
+            "::/0",
+            ss,
+            false,
+            GW2,
+            METRIC_INFINITY,
+        ))
+        .unwrap();
         assert!(v.default_routes().is_empty());
         assert_eq!(v.route_count(), 2);
     }
@@ -378,9 +480,26 @@ mod tests {
     fn own_xroute_is_a_gateway_at_metric_zero() {
         let mut v = BabelView::new(16);
         v.apply(&line(&format!("my-id {ME}"))).unwrap();
-        assert!(v.apply(&line("add xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 256")).unwrap());
-        assert!(!v.apply(&line("add xroute fdff::9/128-::/0 prefix fdff::9/128 from ::/0 metric 0")).unwrap());
-        v.apply(&route("add", "a1", "::/0", "2001:db8:1::/64", false, GW1, 96)).unwrap();
+        assert!(v
+            .apply(&line(
+                "add xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 256"
+            ))
+            .unwrap());
+        assert!(!v
+            .apply(&line(
+                "add xroute fdff::9/128-::/0 prefix fdff::9/128 from ::/0 metric 0"
+            ))
+            .unwrap());
+        v.apply(&route(
+            "add",
+            "a1",
+            "::/0",
+            "2001:db8:1::/64",
+            false,
+            GW1,
+            96,
+        ))
+        .unwrap();
         let heard = v.default_routes();
         assert_eq!(heard.len(), 1);
         assert!(heard[0].own);
@@ -397,7 +516,11 @@ mod tests {
             ]
         );
         assert_eq!(heard[0].best_metric, 0);
-        assert!(v.apply(&line("flush xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 256")).unwrap());
+        assert!(v
+            .apply(&line(
+                "flush xroute ::/0-2001:db8:1::/64 prefix ::/0 from 2001:db8:1::/64 metric 256"
+            ))
+            .unwrap());
         assert!(!v.default_routes()[0].own);
         assert_eq!(v.xroutes().count(), 1);
     }
@@ -405,25 +528,50 @@ mod tests {
     #[test]
     fn tables_are_bounded_and_clear_forgets() {
         let mut v = BabelView::new(2);
-        v.apply(&route("add", "a1", "fdff::1/128", "::/0", false, GW1, 1)).unwrap();
-        v.apply(&route("add", "a2", "fdff::2/128", "::/0", false, GW1, 1)).unwrap();
+        v.apply(&route("add", "a1", "fdff::1/128", "::/0", false, GW1, 1))
+            .unwrap();
+        v.apply(&route("add", "a2", "fdff::2/128", "::/0", false, GW1, 1))
+            .unwrap();
         assert_eq!(
-            v.apply(&route("add", "a3", "::/0", "2001:db8:1::/64", false, GW1, 1)),
+            v.apply(&route(
+                "add",
+                "a3",
+                "::/0",
+                "2001:db8:1::/64",
+                false,
+                GW1,
+                1
+            )),
             Err(Refused::RoutesFull(2))
         );
         // Changes of kept routes still go in; a change of an unknown one is an add.
-        v.apply(&route("change", "a2", "fdff::2/128", "::/0", true, GW1, 7)).unwrap();
+        v.apply(&route("change", "a2", "fdff::2/128", "::/0", true, GW1, 7))
+            .unwrap();
         assert_eq!(v.routes().find(|(id, _)| *id == "a2").unwrap().1.metric, 7);
-        v.apply(&route("flush", "a1", "fdff::1/128", "::/0", false, GW1, 1)).unwrap();
-        v.apply(&route("change", "a3", "::/0", "2001:db8:1::/64", false, GW1, 1)).unwrap();
+        v.apply(&route("flush", "a1", "fdff::1/128", "::/0", false, GW1, 1))
+            .unwrap();
+        v.apply(&route(
+            "change",
+            "a3",
+            "::/0",
+            "2001:db8:1::/64",
+            false,
+            GW1,
+            1,
+        ))
+        .unwrap();
         assert_eq!(v.default_routes().len(), 1);
         for i in 0..3 {
-            let x = format!("add xroute fdff::{i}/128-::/0 prefix fdff::{i}/128 from ::/0 metric 0");
+            let x =
+                format!("add xroute fdff::{i}/128-::/0 prefix fdff::{i}/128 from ::/0 metric 0");
             let r = v.apply(&line(&x));
             assert_eq!(r.is_err(), i == 2, "{x}");
         }
         v.apply(&line(&format!("my-id {ME}"))).unwrap();
         v.clear();
-        assert_eq!((v.route_count(), v.xroutes().count(), v.my_id()), (0, 0, None));
+        assert_eq!(
+            (v.route_count(), v.xroutes().count(), v.my_id()),
+            (0, 0, None)
+        );
     }
 }
