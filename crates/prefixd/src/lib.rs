@@ -3,6 +3,7 @@
 //! Today the prefixes are the configured `[mesh] client_prefixes`; gateway
 //! announcements through babel and router advertisements arrive later.
 
+pub mod babel;
 mod config;
 pub mod ra;
 mod rpc;
