@@ -6,6 +6,12 @@
 mod config;
 mod rpc;
 
+pub mod announce;
+pub mod kernel;
+pub mod learned;
+pub mod netlink;
+pub mod uplink;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
