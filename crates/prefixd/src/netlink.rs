@@ -332,3 +332,383 @@ impl KernelEvents for KernelWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_route::route::{RouteCacheInfo, RouteNextHop, RoutePreference, RouteScope};
+    use rtnetlink::packet_core::{NetlinkHeader, NLMSG_OVERRUN};
+
+    use super::*;
+
+    const R1: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    const R2: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+    const RTM_NEWROUTE: u16 = 24;
+    const RTM_DELROUTE: u16 = 25;
+
+    fn p(s: &str) -> Ipv6Prefix {
+        s.parse().unwrap()
+    }
+
+    fn gateway_route(via: Option<Ipv6Addr>) -> GatewayRoute {
+        GatewayRoute {
+            source: p("2001:db8:1::/64"),
+            via,
+            ifindex: 3,
+            protocol: 163,
+        }
+    }
+
+    fn bytes(mut message: NetlinkMessage<RouteNetlinkMessage>) -> Vec<u8> {
+        message.finalize();
+        let mut buf = vec![0; message.buffer_len()];
+        message.serialize(&mut buf);
+        buf
+    }
+
+    fn route_of(message: &NetlinkMessage<RouteNetlinkMessage>) -> RouteMessage {
+        match &message.payload {
+            NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewRoute(m) | RouteNetlinkMessage::DelRoute(m),
+            ) => m.clone(),
+            other => panic!("not a route message: {other:?}"),
+        }
+    }
+
+    // ===== requests =====
+
+    #[test]
+    fn the_replace_request_for_a_gateway_route() {
+        let wire = bytes(replace_request(&gateway_route(Some(R1))));
+        // nlmsghdr: length, type, flags.
+        assert_eq!(
+            u32::from_ne_bytes(wire[0..4].try_into().unwrap()) as usize,
+            wire.len()
+        );
+        assert_eq!(u16::from_ne_bytes([wire[4], wire[5]]), RTM_NEWROUTE);
+        let flags = u16::from_ne_bytes([wire[6], wire[7]]);
+        assert_eq!(
+            flags,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+        );
+        assert_eq!(flags & rtnetlink::packet_core::NLM_F_EXCL, 0);
+        // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type.
+        assert_eq!(&wire[16..24], &[10, 0, 64, 0, 254, 163, 0, 1]);
+
+        let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&wire).unwrap();
+        let m = route_of(&parsed);
+        assert_eq!(m.header.source_prefix_length, 64);
+        assert_eq!(m.header.destination_prefix_length, 0);
+        assert_eq!(m.header.table, RouteHeader::RT_TABLE_MAIN);
+        assert_eq!(u8::from(m.header.protocol), 163);
+        assert_eq!(m.header.scope, RouteScope::Universe);
+        assert_eq!(m.header.kind, RouteType::Unicast);
+        let attrs = &m.attributes;
+        assert!(attrs.contains(&RouteAttribute::Source(RouteAddress::Inet6(
+            "2001:db8:1::".parse().unwrap()
+        ))));
+        assert!(attrs.contains(&RouteAttribute::Gateway(RouteAddress::Inet6(R1))));
+        assert!(attrs.contains(&RouteAttribute::Oif(3)));
+        assert!(attrs.contains(&RouteAttribute::Priority(GATEWAY_ROUTE_PRIORITY)));
+        // What we send reads back as the route we asked for.
+        assert_eq!(
+            routes_from(&m),
+            vec![KernelRoute {
+                dst: p("::/0"),
+                src: Some(p("2001:db8:1::/64")),
+                via: Some(R1),
+                ifindex: Some(3),
+                protocol: 163,
+                priority: GATEWAY_ROUTE_PRIORITY,
+                table: MAIN_TABLE,
+            }]
+        );
+        assert!(gateway_route(Some(R1)).is(&routes_from(&m)[0]));
+    }
+
+    #[test]
+    fn a_point_to_point_route_has_no_gateway() {
+        let m = route_of(&replace_request(&gateway_route(None)));
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Gateway(_))));
+        assert!(m.attributes.contains(&RouteAttribute::Oif(3)));
+        assert_eq!(routes_from(&m)[0].via, None);
+    }
+
+    #[test]
+    fn the_delete_request_names_the_whole_route() {
+        let wire = bytes(delete_request(&gateway_route(Some(R1))));
+        assert_eq!(u16::from_ne_bytes([wire[4], wire[5]]), RTM_DELROUTE);
+        assert_eq!(
+            u16::from_ne_bytes([wire[6], wire[7]]),
+            NLM_F_REQUEST | NLM_F_ACK
+        );
+        assert_eq!(&wire[16..24], &[10, 0, 64, 0, 254, 163, 0, 1]);
+        let m = route_of(&NetlinkMessage::deserialize(&wire).unwrap());
+        assert!(m
+            .attributes
+            .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(R1))));
+        assert!(m
+            .attributes
+            .contains(&RouteAttribute::Priority(GATEWAY_ROUTE_PRIORITY)));
+    }
+
+    // ===== reading what the kernel sends =====
+
+    /// A route notification as the kernel formats it: babel's
+    /// `default from 2001:db8:5::/64 via fe80::2 dev 7 proto babel metric 0`,
+    /// with the attributes the kernel adds.
+    fn babel_route() -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet6;
+        m.header.destination_prefix_length = 0;
+        m.header.source_prefix_length = 64;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Babel;
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        m.attributes = vec![
+            RouteAttribute::Table(254),
+            RouteAttribute::Source(RouteAddress::Inet6("2001:db8:5::".parse().unwrap())),
+            RouteAttribute::Priority(0),
+            RouteAttribute::Gateway(RouteAddress::Inet6(R2)),
+            RouteAttribute::Oif(7),
+            RouteAttribute::CacheInfo(RouteCacheInfo::parse(&[0; 32]).unwrap()),
+            RouteAttribute::Preference(RoutePreference::Medium),
+        ];
+        m
+    }
+
+    fn babel_kernel_route() -> KernelRoute {
+        KernelRoute {
+            dst: p("::/0"),
+            src: Some(p("2001:db8:5::/64")),
+            via: Some(R2),
+            ifindex: Some(7),
+            protocol: 42,
+            priority: 0,
+            table: MAIN_TABLE,
+        }
+    }
+
+    fn wire(inner: RouteNetlinkMessage) -> Vec<u8> {
+        bytes(NetlinkMessage::from(inner))
+    }
+
+    #[test]
+    fn route_notifications_parse() {
+        let added = wire(RouteNetlinkMessage::NewRoute(babel_route()));
+        assert_eq!(
+            parse_events(&added).unwrap(),
+            vec![KernelEvent::RouteAdded(babel_kernel_route())]
+        );
+        let removed = wire(RouteNetlinkMessage::DelRoute(babel_route()));
+        assert_eq!(
+            parse_events(&removed).unwrap(),
+            vec![KernelEvent::RouteRemoved(babel_kernel_route())]
+        );
+    }
+
+    #[test]
+    fn a_plain_default_route_and_a_big_table() {
+        let mut m = babel_route();
+        m.header.source_prefix_length = 0;
+        m.header.table = 252; // RT_TABLE_COMPAT: the real one is in RTA_TABLE
+        m.attributes
+            .retain(|a| !matches!(a, RouteAttribute::Source(_)));
+        m.attributes
+            .retain(|a| !matches!(a, RouteAttribute::Table(_)));
+        m.attributes.push(RouteAttribute::Table(1000));
+        let r = routes_from(&m);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].src, None);
+        assert_eq!(r[0].table, 1000);
+    }
+
+    #[test]
+    fn unknown_attributes_are_ignored() {
+        let mut raw = wire(RouteNetlinkMessage::NewRoute(babel_route()));
+        // An attribute of a type nobody knows (yet), 4 bytes of payload.
+        raw.extend_from_slice(&[8, 0, 0x7f, 0x00, 1, 2, 3, 4]);
+        let len = raw.len() as u32;
+        raw[0..4].copy_from_slice(&len.to_ne_bytes());
+        assert_eq!(
+            parse_events(&raw).unwrap(),
+            vec![KernelEvent::RouteAdded(babel_kernel_route())]
+        );
+    }
+
+    #[test]
+    fn other_routes_are_skipped() {
+        let mut v4 = babel_route();
+        v4.header.address_family = AddressFamily::Inet;
+        v4.header.source_prefix_length = 0;
+        v4.attributes = vec![RouteAttribute::Oif(7)];
+        let mut unreachable = babel_route();
+        unreachable.header.kind = RouteType::Unreachable;
+        let mut cloned = babel_route();
+        cloned.header.flags = RouteFlags::Cloned;
+        let mut host_bits = babel_route();
+        host_bits.attributes[1] =
+            RouteAttribute::Source(RouteAddress::Inet6("2001:db8:5::1".parse().unwrap()));
+        for m in [v4, unreachable, cloned, host_bits] {
+            assert_eq!(
+                parse_events(&wire(RouteNetlinkMessage::NewRoute(m.clone()))).unwrap(),
+                vec![],
+                "{m:?}"
+            );
+        }
+    }
+
+    fn next_hop(ifindex: u32, via: Ipv6Addr) -> RouteNextHop {
+        let mut hop = RouteNextHop::default();
+        hop.interface_index = ifindex;
+        hop.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet6(via))];
+        hop
+    }
+
+    #[test]
+    fn a_multipath_route_is_its_next_hops() {
+        let mut m = babel_route();
+        m.header.source_prefix_length = 0;
+        m.header.protocol = RouteProtocol::Ra;
+        m.attributes = vec![
+            RouteAttribute::Priority(1024),
+            RouteAttribute::MultiPath(vec![next_hop(3, R1), next_hop(4, R2)]),
+        ];
+        let events = parse_events(&wire(RouteNetlinkMessage::NewRoute(m))).unwrap();
+        let hops: Vec<(Option<Ipv6Addr>, Option<u32>, u32)> = events
+            .iter()
+            .map(|e| match e {
+                KernelEvent::RouteAdded(r) => (r.via, r.ifindex, r.priority),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            hops,
+            vec![(Some(R1), Some(3), 1024), (Some(R2), Some(4), 1024)]
+        );
+    }
+
+    fn link(flags: LinkFlags, attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut m = LinkMessage::default();
+        m.header.index = 3;
+        m.header.flags = flags;
+        m.attributes = attributes;
+        m.attributes.insert(0, LinkAttribute::IfName("wan".into()));
+        m
+    }
+
+    fn link_up(m: LinkMessage) -> bool {
+        match parse_events(&wire(RouteNetlinkMessage::NewLink(m)))
+            .unwrap()
+            .as_slice()
+        {
+            [KernelEvent::Link(LinkState {
+                ifindex: 3,
+                name,
+                up,
+            })] if name == "wan" => *up,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn link_states() {
+        let running = LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp;
+        assert!(link_up(link(
+            running,
+            vec![LinkAttribute::OperState(State::Up)]
+        )));
+        // Up with carrier, no operational state from the driver (tun, ppp).
+        assert!(link_up(link(
+            LinkFlags::Up | LinkFlags::LowerUp,
+            vec![
+                LinkAttribute::OperState(State::Unknown),
+                LinkAttribute::Carrier(1)
+            ]
+        )));
+        assert!(link_up(link(LinkFlags::Up | LinkFlags::LowerUp, vec![])));
+        // Carrier lost.
+        assert!(!link_up(link(
+            LinkFlags::Up,
+            vec![
+                LinkAttribute::OperState(State::LowerLayerDown),
+                LinkAttribute::Carrier(0)
+            ]
+        )));
+        assert!(!link_up(link(
+            LinkFlags::Up,
+            vec![
+                LinkAttribute::OperState(State::Unknown),
+                LinkAttribute::Carrier(0)
+            ]
+        )));
+        assert!(!link_up(link(
+            running,
+            vec![LinkAttribute::OperState(State::Dormant)]
+        )));
+        // Administratively down.
+        assert!(!link_up(link(
+            LinkFlags::LowerUp,
+            vec![LinkAttribute::OperState(State::Up)]
+        )));
+    }
+
+    #[test]
+    fn link_gone_and_nameless_links() {
+        let gone = wire(RouteNetlinkMessage::DelLink(link(LinkFlags::Up, vec![])));
+        assert_eq!(
+            parse_events(&gone).unwrap(),
+            vec![KernelEvent::LinkGone {
+                ifindex: 3,
+                name: "wan".into()
+            }]
+        );
+        let mut nameless = LinkMessage::default();
+        nameless.header.index = 5;
+        assert_eq!(
+            parse_events(&wire(RouteNetlinkMessage::NewLink(nameless))).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn overrun_asks_for_a_resync() {
+        // What netlink-proto hands over after ENOBUFS.
+        let mut header = NetlinkHeader::default();
+        header.message_type = NLMSG_OVERRUN;
+        let message = NetlinkMessage::new(
+            header,
+            NetlinkPayload::<RouteNetlinkMessage>::Overrun(Vec::new()),
+        );
+        assert_eq!(events_from(&message), vec![KernelEvent::Overrun]);
+    }
+
+    #[test]
+    fn other_messages_are_no_events() {
+        let message = NetlinkMessage::from(RouteNetlinkMessage::GetRoute(babel_route()));
+        assert_eq!(events_from(&message), vec![]);
+    }
+
+    #[test]
+    fn broken_bytes_are_errors_not_panics() {
+        assert!(parse_events(&[]).is_err());
+        assert!(parse_events(&[0xff; 3]).is_err());
+        let good = wire(RouteNetlinkMessage::NewRoute(babel_route()));
+        for len in 0..good.len() {
+            let _ = parse_events(&good[..len]);
+        }
+        // A header claiming more than there is.
+        let mut long = good.clone();
+        long[0..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(parse_events(&long).is_err());
+        // Attribute lengths gone wrong.
+        for i in 28..good.len() {
+            let mut bad = good.clone();
+            bad[i] = bad[i].wrapping_add(0x41);
+            let _ = parse_events(&bad);
+        }
+    }
+}
