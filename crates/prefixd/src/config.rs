@@ -6,7 +6,8 @@
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use l3roamd_daemon::{check_interface_name, limits, ConfigError};
+use l3roamd_daemon::config::check_interface_name;
+use l3roamd_daemon::{limits, ConfigError};
 use serde::Deserialize;
 
 use crate::babel::{BabelLocalConfig, DEFAULT_MAX_ROUTES};

@@ -9,6 +9,12 @@ pub mod ra;
 mod rpc;
 pub mod selection;
 
+pub mod announce;
+pub mod kernel;
+pub mod learned;
+pub mod netlink;
+pub mod uplink;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -564,9 +564,11 @@ l3roamd_render_babeld() {
 	echo "redistribute proto $_l3r_proto deny"
 	echo "redistribute proto $_l3r_handover deny"
 	_l3r_i=0
-	for _l3r_m in 0 64 128 256 512 1024 2048 4096; do
-		echo "redistribute ip ::/0 eq 0 proto $((_l3r_gwproto + _l3r_i)) metric $_l3r_m"
+	# babeld refuses "metric 0": class 0 is "allow" (metric 0).
+	echo "redistribute ip ::/0 eq 0 proto $_l3r_gwproto allow"
+	for _l3r_m in 64 128 256 512 1024 2048 4096; do
 		_l3r_i=$((_l3r_i + 1))
+		echo "redistribute ip ::/0 eq 0 proto $((_l3r_gwproto + _l3r_i)) metric $_l3r_m"
 	done
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
 		echo "redistribute ip $_l3r_p deny"
