@@ -1141,6 +1141,7 @@ mod tests {
             node_client_prefix: "fec0::/64".parse().unwrap(),
             next_node_address: a("fe80::1"),
             next_node_mac: Some("02:4e:4e:00:00:01".parse().unwrap()),
+            next_node_routable_address: None,
             intercom_port: 5523,
             data_port: 5524,
         }

@@ -199,6 +199,10 @@ pub struct MeshConfig {
     /// The next-node router's MAC on client links, never a client.
     #[serde(default)]
     pub next_node_mac: Option<MacAddr>,
+    /// The next node's routable address, the same on every node (Gluon's
+    /// `next_node.ip6`), if there is one: prefixd's default DNS server.
+    #[serde(default)]
+    pub next_node_routable_address: Option<Ipv6Addr>,
     /// UDP port of the intercom (SEEK, CLAIM, INFO, ACK).
     #[serde(default = "default_intercom_port")]
     pub intercom_port: u16,

@@ -1,12 +1,18 @@
-//! prefixd: the set of client prefixes and, later, router advertisements.
+//! prefixd: the client prefixes of the mesh and router advertisements.
 //!
-//! Today the prefixes are the configured `[mesh] client_prefixes`; gateway
-//! announcements through babel and router advertisements arrive later.
+//! On a gateway it announces prefixes into babel as source-specific
+//! default routes ([`announce`], [`netlink`]); on every node it learns the
+//! prefixes from babel ([`babel`], or the kernel's routes: [`learned`]),
+//! picks those suitable for its clients ([`selection`]), advertises them
+//! on the client links ([`ra`]) and tells core which prefixes clients use
+//! ([`rpc`], WatchPrefixes). docs/design-notes.md, "Client prefixes",
+//! tells the whole story.
 
 pub mod babel;
 mod config;
 pub mod ra;
 mod rpc;
+pub mod tasks;
 pub mod selection;
 
 pub mod announce;
@@ -39,11 +45,29 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let config: PrefixdConfig = ctx.config.section(INFO.section)?;
     config.validate()?;
-    let service = rpc::PrefixService::new(
-        ctx.config.mesh.client_prefixes.clone(),
+    // Subscribe before the first dump, so no change falls in between.
+    let events = netlink::watch().map_err(|e| DaemonError::fatal("netlink watch", e))?;
+    let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
+    let (babel_tx, babel_rx) = babel::BabelClient::channel();
+    let babel = babel::BabelClient::from_config(&config.babel()).map(|c| (c, babel_tx));
+    let (published_tx, published_rx) = tokio::sync::watch::channel(Vec::new());
+    let (query_tx, query_rx) = tokio::sync::mpsc::channel(64);
+    let node = tasks::Node::new(
         config,
-        ctx.shutdown.clone(),
+        ctx.config.mesh.clone(),
+        kernel,
+        babel_rx,
+        published_tx,
+        std::time::Instant::now(),
     );
+    let service = rpc::PrefixService::new(published_rx, query_tx, ctx.shutdown.clone());
+    tokio::spawn(tasks::run(
+        node,
+        events,
+        babel,
+        query_rx,
+        ctx.shutdown.clone(),
+    ));
     l3roamd_rpc::serve(
         &ctx.socket,
         SERVICE_NAME,

@@ -327,6 +327,12 @@ impl PrefixSet {
     // ===== evaluation =====
 
     fn suitable(&self, o: &Observation, best: Option<u32>) -> bool {
+        if o.origin == Origin::Configured {
+            // The site prefix of a mesh without gateway announcements:
+            // always advertised (the router lifetime says whether there is
+            // a default route).
+            return true;
+        }
         if !o.routable {
             return false;
         }
@@ -370,7 +376,10 @@ impl PrefixSet {
                 continue;
             }
             let fit = suitable.get(&e.prefix).copied().unwrap_or(false);
-            let gone = e.observed.as_ref().is_none_or(|o| !o.routable);
+            let gone = e
+                .observed
+                .as_ref()
+                .is_none_or(|o| !o.routable && o.origin != Origin::Configured);
             if fit {
                 e.unsuitable_since = None;
                 continue;
@@ -697,8 +706,18 @@ mod tests {
             metric: None,
             routable: true,
         };
-        set.update(vec![o], Instant::now());
+        set.update(vec![o.clone()], Instant::now());
         assert_eq!(set.get(&p("fddd:1::/64")).unwrap().state, State::Selected);
+        assert!(set.has_default_route());
+        // Without a default route it is still advertised, but this node is
+        // no default router.
+        let unroutable = Observation {
+            routable: false,
+            ..o
+        };
+        set.update(vec![unroutable], Instant::now());
+        assert_eq!(set.get(&p("fddd:1::/64")).unwrap().state, State::Selected);
+        assert!(!set.has_default_route());
     }
 
     #[test]

@@ -1,0 +1,791 @@
+//! prefixd's loop: what babel, the kernel and the RPCs say goes into the
+//! prefix selection; what it selects goes out in router advertisements on
+//! every client link and to core through WatchPrefixes.
+//!
+//! ```text
+//!  babeld local interface ─┐                        ┌─> RAs (each client link)
+//!  kernel routes, links ───┼─> observations ─> PrefixSet ─┤
+//!  Announce / Withdraw ────┘     (gateways,         └─> WatchPrefixes (core)
+//!                                 metrics, routes)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use l3roamd_daemon::{Backoff, MeshConfig, Shutdown};
+use l3roamd_rpc::pb;
+use l3roamd_types::{Ipv6Prefix, MacAddr};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::announce::{Action as KernelAction, AnnounceError, Announcements, NotAnnounced};
+use crate::babel::{BabelClient, BabelStatus};
+use crate::kernel::{Kernel, KernelEvent, KernelEvents};
+use crate::learned::LearnedRoutes;
+use crate::ra::{self, ClientLink, Destination, PrefixInfo, Rdnss, RouterAdvert, Schedule};
+use crate::selection::{Observation, Origin, PrefixSet, State};
+use crate::uplink::Uplinks;
+use crate::PrefixdConfig;
+
+l3roamd_daemon::counters! {
+    "One of prefixd's counters.";
+    AdvertsSent => "adverts_sent": "Router advertisements sent (multicast and unicast).",
+    UnicastAdverts => "unicast_adverts": "Router advertisements sent to one client.",
+    Solicitations => "solicitations": "Router solicitations received.",
+    SolicitationsMalformed => "solicitations_malformed": "Frames on a client link that were not valid router solicitations.",
+    SendErrors => "send_errors": "Router advertisements the link refused.",
+    KernelErrors => "kernel_errors": "Gateway route requests the kernel refused.",
+    Resyncs => "resyncs": "Dumps of the kernel's links and routes after a lost event or a failed request.",
+    ClientsDeprecated => "clients_deprecated": "Clients sent a router advertisement deprecating prefixes they brought from elsewhere.",
+    ArrivalsRefused => "arrivals_refused": "ClientArrived calls for unknown interfaces or without a valid MAC.",
+}
+
+/// A question or order for the loop, from the RPC service.
+#[derive(Debug)]
+pub enum Query {
+    /// Announce a prefix (gateway).
+    Announce {
+        /// The prefix.
+        prefix: Ipv6Prefix,
+        /// Its metric.
+        metric: u32,
+        /// Its uplink, if not the default.
+        uplink: Option<String>,
+        /// The answer: the class metric and protocol.
+        reply: oneshot::Sender<Result<(u16, u8), AnnounceError>>,
+    },
+    /// Withdraw a prefix.
+    Withdraw {
+        /// The prefix.
+        prefix: Ipv6Prefix,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), NotAnnounced>>,
+    },
+    /// A client arrived on `interface`.
+    Arrived {
+        /// The client.
+        mac: MacAddr,
+        /// Its client interface (a bridge port is fine: RAs go out on the
+        /// RA interface it belongs to, or on all of them).
+        interface: String,
+        /// Its addresses.
+        addresses: Vec<Ipv6Addr>,
+        /// The prefixes deprecated for it.
+        reply: oneshot::Sender<Vec<Ipv6Prefix>>,
+    },
+    /// The status.
+    Status(oneshot::Sender<pb::PrefixdStatus>),
+}
+
+/// One client link we advertise on.
+struct RaLink {
+    link: Option<Arc<ClientLink>>,
+    schedule: Schedule,
+    sent: u64,
+    solicitations: u64,
+}
+
+/// What the per-link reader tasks report.
+enum LinkEvent {
+    Opened(String, Arc<ClientLink>),
+    Closed(String),
+    Solicited(String, ra::Solicitation),
+    Malformed,
+}
+
+/// A client's prefixes from elsewhere, deprecated for it until they run out.
+struct ForeignPrefixes {
+    prefixes: Vec<Ipv6Prefix>,
+    until: Instant,
+}
+
+/// The daemon's state.
+pub struct Node<K: Kernel> {
+    config: PrefixdConfig,
+    mesh: MeshConfig,
+    kernel: K,
+    set: PrefixSet,
+    announcements: Announcements,
+    uplinks: Uplinks,
+    learned: LearnedRoutes,
+    babel: watch::Receiver<BabelStatus>,
+    babel_configured: bool,
+    links: BTreeMap<String, RaLink>,
+    clients: HashMap<MacAddr, ForeignPrefixes>,
+    rdnss: Option<Rdnss>,
+    published: watch::Sender<Vec<pb::ClientPrefixInfo>>,
+    counters: Counters,
+    /// Prefix options of the last advertisement, to notice changes.
+    last_content: Option<(Vec<PrefixInfo>, u16)>,
+}
+
+impl<K: Kernel> Node<K> {
+    /// The state before anything was read.
+    pub fn new(
+        config: PrefixdConfig,
+        mesh: MeshConfig,
+        kernel: K,
+        babel: watch::Receiver<BabelStatus>,
+        published: watch::Sender<Vec<pb::ClientPrefixInfo>>,
+        now: Instant,
+    ) -> Node<K> {
+        let gateway = config.gateway();
+        let announcements = Announcements::new(&gateway);
+        let uplinks = Uplinks::new(announcements.block());
+        let names = config
+            .ra_interfaces
+            .clone()
+            .unwrap_or_else(|| mesh.client_interfaces.clone());
+        let settings = config.ra();
+        let links = names
+            .into_iter()
+            .map(|name| {
+                let schedule = Schedule::new(&settings, now, Box::new(rand::random::<u64>));
+                (
+                    name,
+                    RaLink {
+                        link: None,
+                        schedule,
+                        sent: 0,
+                        solicitations: 0,
+                    },
+                )
+            })
+            .collect();
+        let servers = config
+            .dns_servers
+            .clone()
+            .unwrap_or_else(|| mesh.next_node_routable_address.into_iter().collect());
+        let rdnss = (!servers.is_empty()).then(|| Rdnss {
+            lifetime: config.dns_lifetime(),
+            servers,
+        });
+        Node {
+            set: PrefixSet::new(config.selection()),
+            babel_configured: config.babel().source().is_some(),
+            config,
+            mesh,
+            kernel,
+            announcements,
+            uplinks,
+            learned: LearnedRoutes::new(),
+            babel,
+            links,
+            clients: HashMap::new(),
+            rdnss,
+            published,
+            counters: Counters::default(),
+            last_content: None,
+        }
+    }
+
+    /// The RA link names.
+    pub fn link_names(&self) -> Vec<String> {
+        self.links.keys().cloned().collect()
+    }
+
+    // ===== kernel =====
+
+    /// Reads links and routes and brings every state machine in line.
+    async fn resync(&mut self) {
+        self.counters.count(Counter::Resyncs);
+        let links = match self.kernel.dump_links().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot dump links");
+                return;
+            }
+        };
+        let routes = match self.kernel.dump_routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot dump routes");
+                return;
+            }
+        };
+        let mut actions = Vec::new();
+        for (name, egress) in self.uplinks.resync(&links, &routes) {
+            actions.extend(self.announcements.uplink_changed(&name, egress));
+        }
+        actions.extend(self.announcements.resync(&routes));
+        self.learned.resync(&routes);
+        self.apply(actions).await;
+    }
+
+    async fn kernel_event(&mut self, event: KernelEvent) {
+        if event == KernelEvent::Overrun {
+            self.resync().await;
+            return;
+        }
+        let mut actions = Vec::new();
+        for (name, egress) in self.uplinks.on_event(&event) {
+            tracing::info!(uplink = name, usable = egress.is_some(), "uplink changed");
+            actions.extend(self.announcements.uplink_changed(&name, egress));
+        }
+        actions.extend(self.announcements.on_event(&event));
+        self.learned.on_event(&event);
+        self.apply(actions).await;
+    }
+
+    async fn apply(&mut self, actions: Vec<KernelAction>) {
+        let mut failed = false;
+        for action in actions {
+            let result = match &action {
+                KernelAction::Replace(route) => {
+                    tracing::info!(prefix = %route.source, protocol = route.protocol, "gateway route installed");
+                    self.kernel.replace_gateway_route(route).await
+                }
+                KernelAction::Delete(route) => {
+                    tracing::info!(prefix = %route.source, "gateway route removed");
+                    self.kernel.delete_gateway_route(route).await
+                }
+            };
+            if let Err(e) = result {
+                self.counters.count(Counter::KernelErrors);
+                tracing::warn!(error = %e, "gateway route request failed");
+                failed = true;
+            }
+        }
+        if failed {
+            // The state machine assumed success: read what the kernel has.
+            Box::pin(self.resync()).await;
+        }
+    }
+
+    // ===== the prefix set =====
+
+    /// What is known now about each prefix, by priority of origin: our own
+    /// announcements, then the configured site prefixes, then babel (or,
+    /// without babel's local interface, the kernel's routes).
+    fn observations(&self) -> Vec<Observation> {
+        let mut out: Vec<Observation> = Vec::new();
+        for a in self.announcements.announced() {
+            out.push(Observation {
+                prefix: a.announcement.prefix,
+                origin: Origin::Announced,
+                gateways: vec![("self".to_string(), u32::from(a.class_metric))],
+                metric: Some(u32::from(a.class_metric)),
+                // An announcement without an uplink of its own is routable
+                // if the mesh has a route for it.
+                routable: a.route.is_some()
+                    || self.learned.has_default_for(&a.announcement.prefix),
+            });
+        }
+        for p in &self.mesh.client_prefixes {
+            out.push(Observation {
+                prefix: *p,
+                origin: Origin::Configured,
+                gateways: Vec::new(),
+                metric: None,
+                routable: self.learned.has_default_for(p),
+            });
+        }
+        let babel = self.babel.borrow();
+        if babel.connected && babel.synced {
+            for heard in &babel.prefixes {
+                if heard.own {
+                    continue;
+                }
+                out.push(Observation {
+                    prefix: heard.source,
+                    origin: Origin::Learned,
+                    gateways: heard
+                        .gateways
+                        .iter()
+                        .map(|g| (g.router_id.to_string(), u32::from(g.metric)))
+                        .collect(),
+                    metric: Some(u32::from(heard.best_metric)),
+                    routable: heard.installed || self.learned.has_default_for(&heard.source),
+                });
+            }
+        } else {
+            for (prefix, _, _) in self.learned.learned() {
+                out.push(Observation {
+                    prefix,
+                    origin: Origin::Learned,
+                    gateways: Vec::new(),
+                    metric: None,
+                    routable: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// Re-evaluates the selection with what is known now.
+    fn reselect(&mut self, now: Instant) {
+        let observed = self.observations();
+        for change in self.set.update(observed, now) {
+            tracing::info!(prefix = %change.prefix, from = ?change.from, to = ?change.to, "prefix state");
+        }
+        self.after_change(now);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for change in self.set.tick(now) {
+            tracing::info!(prefix = %change.prefix, from = ?change.from, to = ?change.to, "prefix state");
+        }
+        self.clients.retain(|_, c| c.until > now);
+        self.after_change(now);
+    }
+
+    /// Publishes the set and, if the advertisement changed, sends it soon
+    /// on every link.
+    fn after_change(&mut self, now: Instant) {
+        let infos = self.infos(now);
+        self.published.send_if_modified(|current| {
+            if *current == infos {
+                false
+            } else {
+                *current = infos;
+                true
+            }
+        });
+        let content = (self.prefix_options(now, true), self.router_lifetime());
+        if self.last_content.as_ref() != Some(&content) {
+            self.last_content = Some(content);
+            for link in self.links.values_mut() {
+                link.schedule.content_changed(now);
+            }
+        }
+    }
+
+    /// Prefix options as advertised now. With `coarse`, lifetimes of
+    /// deprecated prefixes are left out (they count down every second; a
+    /// countdown is no reason to advertise again).
+    fn prefix_options(&self, now: Instant, coarse: bool) -> Vec<PrefixInfo> {
+        self.set
+            .advertised(now)
+            .into_iter()
+            .map(|a| PrefixInfo {
+                prefix: a.prefix,
+                on_link: self.config.on_link,
+                autonomous: true,
+                valid_lifetime: if coarse && a.preferred_lifetime == 0 {
+                    0
+                } else {
+                    a.valid_lifetime
+                },
+                preferred_lifetime: a.preferred_lifetime,
+            })
+            .collect()
+    }
+
+    fn router_lifetime(&self) -> u16 {
+        if self.set.has_default_route() {
+            self.config.ra().router_lifetime()
+        } else {
+            0
+        }
+    }
+
+    /// The advertisement for everybody, or for one client (`mac`): then
+    /// with its prefixes from elsewhere deprecated.
+    fn advert(&self, mac: MacAddr, client: Option<&MacAddr>, now: Instant) -> RouterAdvert {
+        let mut prefixes = self.prefix_options(now, false);
+        if let Some(c) = client.and_then(|m| self.clients.get(m)) {
+            for p in &c.prefixes {
+                if !prefixes.iter().any(|o| o.prefix == *p) {
+                    // Preferred 0 deprecates; valid 0 never extends what
+                    // the client has (RFC 4862 §5.5.3 e keeps at least the
+                    // remaining lifetime up to two hours).
+                    prefixes.push(PrefixInfo {
+                        prefix: *p,
+                        on_link: false,
+                        autonomous: true,
+                        valid_lifetime: 0,
+                        preferred_lifetime: 0,
+                    });
+                }
+            }
+        }
+        let mut advert = ra::advert(&self.config.ra(), mac, prefixes, self.rdnss.clone());
+        advert.router_lifetime = self.router_lifetime();
+        advert
+    }
+
+    fn infos(&self, now: Instant) -> Vec<pb::ClientPrefixInfo> {
+        let advertised = self.set.advertised(now);
+        let wall = SystemTime::now();
+        self.set
+            .entries()
+            .map(|e| {
+                let lifetimes = advertised.iter().find(|a| a.prefix == e.prefix);
+                let origin = match e.origin() {
+                    Some(Origin::Configured) => pb::PrefixOrigin::Configured,
+                    Some(Origin::Announced) => pb::PrefixOrigin::Announced,
+                    Some(Origin::Learned) => pb::PrefixOrigin::Learned,
+                    None => pb::PrefixOrigin::Unspecified,
+                };
+                let state = match e.state {
+                    State::Selected => pb::PrefixState::Selected,
+                    State::Deprecated { .. } => pb::PrefixState::Deprecated,
+                    State::Known => pb::PrefixState::Known,
+                };
+                let since = wall
+                    .checked_sub(now.saturating_duration_since(e.since))
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                pb::ClientPrefixInfo {
+                    prefix: Some(e.prefix.into()),
+                    origin: origin.into(),
+                    // Whole minutes, so the published set changes with
+                    // the state, not every second of a countdown.
+                    valid_lifetime: lifetimes.map_or(0, |l| l.valid_lifetime / 60 * 60),
+                    preferred_lifetime: lifetimes.map_or(0, |l| l.preferred_lifetime),
+                    state: state.into(),
+                    gateways: e
+                        .observed
+                        .iter()
+                        .flat_map(|o| o.gateways.iter())
+                        .map(|(id, metric)| pb::PrefixGateway {
+                            router_id: id.clone(),
+                            metric: *metric,
+                        })
+                        .collect(),
+                    metric: e.observed.as_ref().and_then(|o| o.metric),
+                    routable: e.observed.as_ref().is_some_and(|o| o.routable),
+                    since_unix_ms: since,
+                }
+            })
+            .collect()
+    }
+
+    // ===== router advertisements =====
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let links = self
+            .links
+            .values()
+            .filter(|l| l.link.is_some())
+            .filter_map(|l| l.schedule.next_deadline());
+        let clients = self.clients.values().map(|c| c.until);
+        links
+            .chain(self.set.next_deadline())
+            .chain(clients)
+            .min()
+    }
+
+    fn send_due(&mut self, now: Instant) {
+        let names: Vec<String> = self.links.keys().cloned().collect();
+        for name in names {
+            let Some(l) = self.links.get_mut(&name) else {
+                continue;
+            };
+            let Some(link) = l.link.clone() else {
+                continue;
+            };
+            let due = l.schedule.due(now);
+            if due.is_empty() {
+                continue;
+            }
+            let router_mac = match ra::router_mac(self.mesh.next_node_mac, &link) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(link = name, error = %e, "no MAC for router advertisements");
+                    continue;
+                }
+            };
+            for to in due {
+                let client = match &to {
+                    Destination::Unicast { mac, .. } => Some(*mac),
+                    Destination::Multicast => None,
+                };
+                let icmp = ra::encode(&self.advert(router_mac, client.as_ref(), now));
+                let frame = ra::advert_frame(&icmp, router_mac, self.mesh.next_node_address, to);
+                match link.send_frame(&frame) {
+                    Ok(()) => {
+                        self.counters.count(Counter::AdvertsSent);
+                        if client.is_some() {
+                            self.counters.count(Counter::UnicastAdverts);
+                        }
+                        if let Some(l) = self.links.get_mut(&name) {
+                            l.sent += 1;
+                        }
+                    }
+                    Err(e) => {
+                        self.counters.count(Counter::SendErrors);
+                        tracing::debug!(link = name, error = %e, "cannot send router advertisement");
+                    }
+                }
+            }
+        }
+    }
+
+    fn link_event(&mut self, event: LinkEvent, now: Instant) {
+        match event {
+            LinkEvent::Opened(name, link) => {
+                tracing::info!(link = name, "sending router advertisements");
+                if let Some(l) = self.links.get_mut(&name) {
+                    l.link = Some(link);
+                    l.schedule.content_changed(now);
+                }
+            }
+            LinkEvent::Closed(name) => {
+                if let Some(l) = self.links.get_mut(&name) {
+                    l.link = None;
+                }
+            }
+            LinkEvent::Solicited(name, solicitation) => {
+                self.counters.count(Counter::Solicitations);
+                if let Some(l) = self.links.get_mut(&name) {
+                    l.solicitations += 1;
+                    l.schedule.solicited(now, &solicitation);
+                }
+            }
+            LinkEvent::Malformed => self.counters.count(Counter::SolicitationsMalformed),
+        }
+    }
+
+    /// A client arrived: if it brings addresses of prefixes this node does
+    /// not advertise as preferred, tell it at once, by unicast.
+    fn arrived(
+        &mut self,
+        mac: MacAddr,
+        interface: &str,
+        addresses: &[Ipv6Addr],
+        now: Instant,
+    ) -> Vec<Ipv6Prefix> {
+        if mac.is_multicast() || mac == MacAddr::ZERO {
+            self.counters.count(Counter::ArrivalsRefused);
+            return Vec::new();
+        }
+        let foreign: Vec<Ipv6Prefix> = self
+            .set
+            .foreign_prefixes(addresses)
+            .into_iter()
+            .filter(|p| !p.contains(&self.mesh.node_client_prefix.addr()))
+            .collect();
+        if foreign.is_empty() {
+            return foreign;
+        }
+        let entry = self.clients.entry(mac).or_insert(ForeignPrefixes {
+            prefixes: Vec::new(),
+            until: now,
+        });
+        let before = entry.prefixes.len();
+        for p in &foreign {
+            if !entry.prefixes.contains(p) {
+                entry.prefixes.push(*p);
+            }
+        }
+        entry.until = now + Duration::from_secs(u64::from(self.config.valid_lifetime));
+        if entry.prefixes.len() == before {
+            return foreign;
+        }
+        self.counters.count(Counter::ClientsDeprecated);
+        tracing::info!(%mac, interface, prefixes = ?foreign, "deprecating a client's prefixes from elsewhere");
+        // The interface core names may be a bridge port: send on the link
+        // it belongs to, or, not knowing, on every link.
+        let target: Vec<String> = if self.links.contains_key(interface) {
+            vec![interface.to_string()]
+        } else {
+            self.links.keys().cloned().collect()
+        };
+        let ip = mac.link_local();
+        for name in target {
+            if let Some(l) = self.links.get_mut(&name) {
+                l.schedule.unicast_now(now, ip, mac);
+            }
+        }
+        foreign
+    }
+
+    fn status(&self) -> pb::PrefixdStatus {
+        let babel = self.babel.borrow();
+        let babel_ok = babel.connected && babel.synced;
+        let mut counters: Vec<pb::Counter> = self
+            .counters
+            .list()
+            .into_iter()
+            .chain(babel.counters.list())
+            .map(|(name, value)| pb::Counter {
+                name: name.to_string(),
+                value,
+            })
+            .collect();
+        counters.push(pb::Counter {
+            name: "clients_with_deprecations_now".into(),
+            value: self.clients.len() as u64,
+        });
+        let uplink_usable = self
+            .config
+            .uplink
+            .as_ref()
+            .map(|u| self.uplinks.egress(u).is_some());
+        pb::PrefixdStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            babel_connected: babel_ok,
+            learned_from: if babel_ok { "babel" } else { "kernel" }.to_string(),
+            links: self
+                .links
+                .iter()
+                .map(|(name, l)| pb::RaLink {
+                    interface: name.clone(),
+                    open: l.link.is_some(),
+                    adverts_sent: l.sent,
+                    solicitations: l.solicitations,
+                })
+                .collect(),
+            counters,
+            uplink_usable,
+        }
+    }
+
+    async fn query(&mut self, query: Query, now: Instant) {
+        match query {
+            Query::Announce {
+                prefix,
+                metric,
+                uplink,
+                reply,
+            } => {
+                let result = self.announcements.announce(prefix, metric, uplink);
+                let answer = match result {
+                    Ok(actions) => {
+                        tracing::info!(%prefix, metric, "prefix announced");
+                        self.apply(actions).await;
+                        let class = crate::announce::metric_class(metric);
+                        let (offset, class_metric) = class.unwrap_or((0, 0));
+                        Ok((class_metric, self.announcements.block().base() + offset))
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(answer);
+                self.reselect(now);
+            }
+            Query::Withdraw { prefix, reply } => {
+                let result = self.announcements.withdraw(prefix);
+                let answer = match result {
+                    Ok(actions) => {
+                        tracing::info!(%prefix, "prefix withdrawn");
+                        self.apply(actions).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(answer);
+                self.reselect(now);
+            }
+            Query::Arrived {
+                mac,
+                interface,
+                addresses,
+                reply,
+            } => {
+                let deprecated = self.arrived(mac, &interface, &addresses, now);
+                let _ = reply.send(deprecated);
+            }
+            Query::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+}
+
+/// Runs prefixd until shutdown.
+pub async fn run<K: Kernel, E: KernelEvents>(
+    mut node: Node<K>,
+    mut events: E,
+    babel: Option<(BabelClient, watch::Sender<BabelStatus>)>,
+    mut queries: mpsc::Receiver<Query>,
+    shutdown: Shutdown,
+) {
+    if let Some((client, status)) = babel {
+        tokio::spawn(client.run(status, shutdown.clone()));
+    } else if node.babel_configured {
+        tracing::warn!("babel's local interface is not usable: prefixes from kernel routes only");
+    }
+    let (link_tx, mut link_rx) = mpsc::channel(64);
+    for name in node.link_names() {
+        tokio::spawn(follow_link(name, link_tx.clone(), shutdown.clone()));
+    }
+    node.resync().await;
+    node.reselect(Instant::now());
+    let mut babel_rx = node.babel.clone();
+    loop {
+        let deadline = node
+            .next_deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(60));
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else {
+                    tracing::error!("kernel event stream ended");
+                    return;
+                };
+                node.kernel_event(event).await;
+                node.reselect(Instant::now());
+            }
+            changed = babel_rx.changed() => {
+                if changed.is_err() {
+                    // The babel task has ended (shutdown).
+                    babel_rx = watch::channel(BabelStatus::default()).1;
+                }
+                node.reselect(Instant::now());
+            }
+            event = link_rx.recv() => {
+                if let Some(event) = event {
+                    node.link_event(event, Instant::now());
+                }
+            }
+            query = queries.recv() => {
+                let Some(query) = query else { return };
+                node.query(query, Instant::now()).await;
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            () = shutdown.requested() => return,
+        }
+        let now = Instant::now();
+        node.tick(now);
+        node.send_due(now);
+    }
+}
+
+/// Opens the client link `name`, reports its solicitations, and reopens it
+/// (with backoff) when it goes away or does not exist yet.
+async fn follow_link(name: String, events: mpsc::Sender<LinkEvent>, shutdown: Shutdown) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        match ClientLink::open(&name) {
+            Ok(link) => {
+                let link = Arc::new(link);
+                if events
+                    .send(LinkEvent::Opened(name.clone(), link.clone()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                backoff.reset();
+                loop {
+                    tokio::select! {
+                        received = link.recv_solicitation() => match received {
+                            Ok(Ok(s)) => {
+                                if events.send(LinkEvent::Solicited(name.clone(), s)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(Err(_)) => {
+                                let _ = events.try_send(LinkEvent::Malformed);
+                            }
+                            Err(e) => {
+                                tracing::info!(link = name, error = %e, "client link lost");
+                                break;
+                            }
+                        },
+                        () = shutdown.requested() => return,
+                    }
+                }
+                if events.send(LinkEvent::Closed(name.clone())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(link = name, error = %e, "cannot open client link yet"),
+        }
+        if !backoff.wait(&shutdown).await {
+            return;
+        }
+    }
+}
