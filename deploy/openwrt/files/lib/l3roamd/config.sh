@@ -55,6 +55,7 @@ mesh:client_prefixes:list
 mesh:node_client_prefix:str
 mesh:next_node_address:str
 mesh:next_node_mac:str
+mesh:next_node_routable_address:str
 mesh:intercom_port:int
 mesh:data_port:int
 core:socket:str
@@ -95,6 +96,20 @@ ndproxy:max_found:int
 prefixd:socket:str
 prefixd:valid_lifetime:int
 prefixd:preferred_lifetime:int
+prefixd:ra_interfaces:list
+prefixd:router_lifetime:int
+prefixd:mtu:int
+prefixd:dns_servers:list
+prefixd:dns_lifetime:int
+prefixd:max_prefixes:int
+prefixd:min_gateways:int
+prefixd:metric_margin:int
+prefixd:switch_margin:int
+prefixd:hold_down:int
+prefixd:babel_socket:str
+prefixd:babel_port:int
+prefixd:uplink:str
+prefixd:route_protocol:int
 '
 # Options the init scripts read themselves; never written to the TOML.
 _L3R_INIT_KEYS='
