@@ -607,9 +607,7 @@ impl<P: Platform> Engine<P> {
     async fn set_learned(&mut self, learned: BTreeSet<Ipv6Prefix>) {
         let mut accepted = BTreeSet::new();
         for prefix in learned {
-            if prefix.prefix_len() == 64
-                && !prefix.contains(&self.mesh.node_client_prefix.addr())
-            {
+            if prefix.prefix_len() == 64 && !prefix.contains(&self.mesh.node_client_prefix.addr()) {
                 accepted.insert(prefix);
             } else {
                 self.counters.count(C::PrefixesRefused);
@@ -1559,7 +1557,10 @@ mod tests {
         assert_eq!(catch_alls(&lab), vec!["2001:db8:b::/64", "fddd:1::/64"]);
         // A client in b gets its route now.
         lab.appeared(&["2001:db8:b::5"], Instant::now()).await;
-        assert_eq!(lab.host_routes("2001:db8:b::5"), vec![(158, "br-client".into())]);
+        assert_eq!(
+            lab.host_routes("2001:db8:b::5"),
+            vec![(158, "br-client".into())]
+        );
         let arrival = lab.arrivals.try_recv().unwrap();
         assert_eq!(arrival.addresses, vec![a("2001:db8:b::5")]);
         assert_eq!(arrival.interface, "br-client");
@@ -1588,7 +1589,8 @@ mod tests {
         lab.engine.presence(PresenceEvent::Gone(mac()), t0).await;
         // Back: the route is installed (and held packets re-sent) before
         // core reads a packet the kernel had put into the TUN device.
-        lab.appeared(&[CLIENT], t0 + Duration::from_millis(50)).await;
+        lab.appeared(&[CLIENT], t0 + Duration::from_millis(50))
+            .await;
         assert_eq!(lab.host_routes(CLIENT), vec![(158, "br-client".into())]);
         lab.engine
             .tun_packet(packet_to(CLIENT), t0 + Duration::from_millis(51))

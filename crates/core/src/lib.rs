@@ -12,9 +12,9 @@ mod kernel;
 #[cfg(test)]
 mod mock;
 mod ndproxy;
-mod prefixd;
 mod netlink;
 mod peers;
+mod prefixd;
 mod roaming;
 mod rpc;
 mod tun;

@@ -80,11 +80,7 @@ impl pb::core_server::Core for CoreService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node_address: Some(self.mesh.node_address.into()),
             tun_device,
-            client_prefixes: status
-                .client_prefixes
-                .iter()
-                .map(|p| (*p).into())
-                .collect(),
+            client_prefixes: status.client_prefixes.iter().map(|p| (*p).into()).collect(),
             export_table: self.config.export_table,
             route_protocol: u32::from(self.config.route_protocol),
             peers,

@@ -10,8 +10,8 @@ use l3roamd_daemon::config::check_interface_name;
 use l3roamd_daemon::{limits, ConfigError};
 use serde::Deserialize;
 
-use crate::babel::{BabelLocalConfig, DEFAULT_MAX_ROUTES};
 use crate::announce::{AnnounceConfig, GatewayConfig, DEFAULT_ROUTE_PROTOCOL};
+use crate::babel::{BabelLocalConfig, DEFAULT_MAX_ROUTES};
 use crate::ra::RaSettings;
 use crate::selection::SelectionSettings;
 

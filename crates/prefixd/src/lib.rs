@@ -12,8 +12,8 @@ pub mod babel;
 mod config;
 pub mod ra;
 mod rpc;
-pub mod tasks;
 pub mod selection;
+pub mod tasks;
 
 pub mod announce;
 pub mod kernel;

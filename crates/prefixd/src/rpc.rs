@@ -138,10 +138,18 @@ impl pb::prefix_d_server::PrefixD for PrefixService {
                 metric: u32::from(metric),
                 route_protocol: u32::from(protocol),
             })),
-            Err(AnnounceError::Full) => Err(Status::resource_exhausted(AnnounceError::Full.to_string())),
-            Err(e @ AnnounceError::NotSlash64(_)) => Err(Status::invalid_argument(format!("prefix: {e}"))),
-            Err(e @ AnnounceError::Metric(_)) => Err(Status::invalid_argument(format!("metric: {e}"))),
-            Err(e @ AnnounceError::Uplink(_)) => Err(Status::invalid_argument(format!("uplink: {e}"))),
+            Err(AnnounceError::Full) => {
+                Err(Status::resource_exhausted(AnnounceError::Full.to_string()))
+            }
+            Err(e @ AnnounceError::NotSlash64(_)) => {
+                Err(Status::invalid_argument(format!("prefix: {e}")))
+            }
+            Err(e @ AnnounceError::Metric(_)) => {
+                Err(Status::invalid_argument(format!("metric: {e}")))
+            }
+            Err(e @ AnnounceError::Uplink(_)) => {
+                Err(Status::invalid_argument(format!("uplink: {e}")))
+            }
         }
     }
 

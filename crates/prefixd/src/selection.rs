@@ -296,8 +296,7 @@ impl PrefixSet {
     /// lifetime of an RA is non-zero only then.
     pub fn has_default_route(&self) -> bool {
         self.entries.values().any(|e| {
-            matches!(e.state, State::Selected)
-                && e.observed.as_ref().is_some_and(|o| o.routable)
+            matches!(e.state, State::Selected) && e.observed.as_ref().is_some_and(|o| o.routable)
         })
     }
 
@@ -405,13 +404,19 @@ impl PrefixSet {
             .collect();
         candidates.sort_by_key(|(m, p)| (m.unwrap_or(u32::MAX), *p));
         for (metric, prefix) in candidates {
+            let configured = self
+                .entries
+                .get(&prefix)
+                .is_some_and(|e| e.origin() == Some(Origin::Configured));
+            // The configured site prefixes are a set of their own: always
+            // advertised, outside the limit.
             let selected: Vec<(Option<u32>, Ipv6Prefix)> = self
                 .entries
                 .values()
-                .filter(|e| e.state == State::Selected)
+                .filter(|e| e.state == State::Selected && e.origin() != Some(Origin::Configured))
                 .map(|e| (metric_of(e), e.prefix))
                 .collect();
-            if selected.len() >= self.settings.max_prefixes {
+            if !configured && selected.len() >= self.settings.max_prefixes {
                 let worst = selected
                     .iter()
                     .max_by_key(|(m, p)| (m.unwrap_or(u32::MAX), *p))
@@ -557,7 +562,10 @@ mod tests {
             ])
         );
         assert!(set.has_default_route());
-        assert_eq!(set.in_use(), vec![p("2001:db8:a::/64"), p("2001:db8:c::/64")]);
+        assert_eq!(
+            set.in_use(),
+            vec![p("2001:db8:a::/64"), p("2001:db8:c::/64")]
+        );
     }
 
     #[test]
@@ -602,7 +610,10 @@ mod tests {
         assert!(changes.iter().all(|c| c.to != Some(State::Selected)));
         assert_eq!(
             states(&set),
-            st(&[("2001:db8:a::/64", "selected"), ("2001:db8:b::/64", "known")])
+            st(&[
+                ("2001:db8:a::/64", "selected"),
+                ("2001:db8:b::/64", "known")
+            ])
         );
         // Better by more than the margin: b displaces a, a is deprecated.
         set.update(
@@ -638,7 +649,10 @@ mod tests {
             learned("2001:db8:b::/64", 5000, 1),
         ];
         set.update(far.clone(), t + Duration::from_secs(1));
-        assert_eq!(set.get(&p("2001:db8:b::/64")).unwrap().state, State::Selected);
+        assert_eq!(
+            set.get(&p("2001:db8:b::/64")).unwrap().state,
+            State::Selected
+        );
         assert_eq!(set.next_deadline(), Some(t + Duration::from_secs(61)));
         set.tick(t + Duration::from_secs(61));
         assert!(matches!(
@@ -657,7 +671,10 @@ mod tests {
         );
         assert!(set.in_use().contains(&p("2001:db8:a::/64")));
         // b, alone now, is the best there is: selected again.
-        assert_eq!(set.get(&p("2001:db8:b::/64")).unwrap().state, State::Selected);
+        assert_eq!(
+            set.get(&p("2001:db8:b::/64")).unwrap().state,
+            State::Selected
+        );
         assert!(set.has_default_route());
     }
 
@@ -692,7 +709,10 @@ mod tests {
             vec![learned("2001:db8:a::/64", 96, 1)],
             t + Duration::from_secs(2),
         );
-        assert_eq!(set.get(&p("2001:db8:a::/64")).unwrap().state, State::Selected);
+        assert_eq!(
+            set.get(&p("2001:db8:a::/64")).unwrap().state,
+            State::Selected
+        );
         assert_eq!(set.advertised(t)[0].preferred_lifetime, 2700);
     }
 
@@ -721,6 +741,34 @@ mod tests {
     }
 
     #[test]
+    fn configured_prefixes_are_outside_the_limit() {
+        let mut set = PrefixSet::new(settings());
+        let site = Observation {
+            prefix: p("fddd:1::/64"),
+            origin: Origin::Configured,
+            gateways: vec![],
+            metric: None,
+            routable: true,
+        };
+        set.update(
+            vec![
+                learned("2001:db8:a::/64", 96, 1),
+                learned("2001:db8:b::/64", 96, 1),
+                site,
+            ],
+            Instant::now(),
+        );
+        assert_eq!(
+            states(&set),
+            st(&[
+                ("2001:db8:a::/64", "selected"),
+                ("2001:db8:b::/64", "known"),
+                ("fddd:1::/64", "selected"),
+            ])
+        );
+    }
+
+    #[test]
     fn foreign_prefixes_of_a_client() {
         let mut set = PrefixSet::new(SelectionSettings::default());
         set.update(vec![learned("2001:db8:a::/64", 96, 1)], Instant::now());
@@ -745,6 +793,9 @@ mod tests {
             max_prefixes: 0,
             ..SelectionSettings::default()
         };
-        assert_eq!(bad.validate().unwrap_err().key(), Some("prefixd.max_prefixes"));
+        assert_eq!(
+            bad.validate().unwrap_err().key(),
+            Some("prefixd.max_prefixes")
+        );
     }
 }

@@ -266,10 +266,15 @@ impl<K: Kernel> Node<K> {
                 origin: Origin::Announced,
                 gateways: vec![("self".to_string(), u32::from(a.class_metric))],
                 metric: Some(u32::from(a.class_metric)),
-                // An announcement without an uplink of its own is routable
-                // if the mesh has a route for it.
+                // Without a route of its own (no uplink, or the uplink is
+                // down), routable if another gateway announces the prefix:
+                // babel installed a route for it.
                 routable: a.route.is_some()
-                    || self.learned.has_default_for(&a.announcement.prefix),
+                    || self
+                        .learned
+                        .learned()
+                        .iter()
+                        .any(|(source, _, _)| *source == a.announcement.prefix),
             });
         }
         for p in &self.mesh.client_prefixes {
@@ -461,10 +466,7 @@ impl<K: Kernel> Node<K> {
             .filter(|l| l.link.is_some())
             .filter_map(|l| l.schedule.next_deadline());
         let clients = self.clients.values().map(|c| c.until);
-        links
-            .chain(self.set.next_deadline())
-            .chain(clients)
-            .min()
+        links.chain(self.set.next_deadline()).chain(clients).min()
     }
 
     fn send_due(&mut self, now: Instant) {
@@ -787,5 +789,259 @@ async fn follow_link(name: String, events: mpsc::Sender<LinkEvent>, shutdown: Sh
         if !backoff.wait(&shutdown).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::babel::{HeardGateway, HeardPrefix};
+    use crate::kernel::memory::MemoryKernel;
+    use crate::kernel::{KernelRoute, LinkState, MAIN_TABLE};
+
+    const UPLINK: u32 = 5;
+
+    fn p(s: &str) -> Ipv6Prefix {
+        s.parse().unwrap()
+    }
+
+    fn mesh() -> MeshConfig {
+        let text = "[mesh]\nnode_address = \"fdff::1\"\nclient_prefixes = [\"fddd:1::/64\"]\nnext_node_routable_address = \"2001:db8:ff::53\"\n";
+        l3roamd_daemon::Config::from_toml(text).unwrap().mesh
+    }
+
+    fn uplink_default() -> KernelRoute {
+        KernelRoute {
+            dst: p("::/0"),
+            src: None,
+            via: Some("fe80::1".parse().unwrap()),
+            ifindex: Some(UPLINK),
+            protocol: 4,
+            priority: 1024,
+            table: MAIN_TABLE,
+        }
+    }
+
+    struct Lab {
+        node: Node<MemoryKernel>,
+        babel: watch::Sender<BabelStatus>,
+        published: watch::Receiver<Vec<pb::ClientPrefixInfo>>,
+    }
+
+    fn lab(config: PrefixdConfig) -> Lab {
+        let kernel = MemoryKernel::default();
+        kernel.links.borrow_mut().push(LinkState {
+            ifindex: UPLINK,
+            name: "up0".into(),
+            up: true,
+        });
+        kernel.add(uplink_default());
+        let (babel, babel_rx) = watch::channel(BabelStatus::default());
+        let (published_tx, published) = watch::channel(Vec::new());
+        let node = Node::new(
+            config,
+            mesh(),
+            kernel,
+            babel_rx,
+            published_tx,
+            Instant::now(),
+        );
+        Lab {
+            node,
+            babel,
+            published,
+        }
+    }
+
+    fn gateway_config() -> PrefixdConfig {
+        let text = "[mesh]\nnode_address = \"fdff::1\"\n[prefixd]\nuplink = \"up0\"\nannounce = [{ prefix = \"2001:db8:a::/64\", metric = 100 }]\n";
+        let c: PrefixdConfig = l3roamd_daemon::Config::from_toml(text)
+            .unwrap()
+            .section("prefixd")
+            .unwrap();
+        c.validate().unwrap();
+        c
+    }
+
+    fn state(lab: &Lab, prefix: &str) -> Option<pb::PrefixState> {
+        let key: pb::Prefix = p(prefix).into();
+        lab.published
+            .borrow()
+            .iter()
+            .find(|i| i.prefix.as_ref() == Some(&key))
+            .and_then(|i| pb::PrefixState::try_from(i.state).ok())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_gateway_announces_through_its_uplink_and_deprecates_when_it_goes() {
+        let mut lab = lab(gateway_config());
+        lab.node.resync().await;
+        let t0 = Instant::now();
+        lab.node.reselect(t0);
+        let routes = lab.node.kernel.from_source(p("2001:db8:a::/64"));
+        assert_eq!(routes.len(), 1);
+        // Metric 100: class 128, the third protocol of the block.
+        assert_eq!(routes[0].protocol, 162);
+        assert_eq!(routes[0].ifindex, Some(UPLINK));
+        assert_eq!(
+            state(&lab, "2001:db8:a::/64"),
+            Some(pb::PrefixState::Selected)
+        );
+        assert_eq!(state(&lab, "fddd:1::/64"), Some(pb::PrefixState::Selected));
+        let ra = lab.node.advert(MacAddr([2, 0, 0, 0, 0, 1]), None, t0);
+        assert_eq!(ra.router_lifetime, 1800);
+        assert_eq!(ra.prefixes.len(), 2);
+        assert_eq!(
+            ra.rdnss.map(|r| r.servers),
+            Some(vec!["2001:db8:ff::53".parse::<Ipv6Addr>().unwrap()])
+        );
+
+        // Carrier lost on the uplink: the route goes, the prefix is
+        // deprecated at once (its gateway is this node).
+        lab.node
+            .kernel_event(KernelEvent::Link(LinkState {
+                ifindex: UPLINK,
+                name: "up0".into(),
+                up: false,
+            }))
+            .await;
+        lab.node.reselect(t0 + Duration::from_secs(1));
+        assert!(lab.node.kernel.from_source(p("2001:db8:a::/64")).is_empty());
+        assert_eq!(
+            state(&lab, "2001:db8:a::/64"),
+            Some(pb::PrefixState::Deprecated)
+        );
+        let ra = lab.node.advert(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            None,
+            t0 + Duration::from_secs(1),
+        );
+        let a = ra
+            .prefixes
+            .iter()
+            .find(|i| i.prefix == p("2001:db8:a::/64"))
+            .unwrap();
+        assert_eq!(a.preferred_lifetime, 0);
+        assert!(a.valid_lifetime > 5300);
+
+        // Back: one route again, selected again.
+        lab.node
+            .kernel_event(KernelEvent::Link(LinkState {
+                ifindex: UPLINK,
+                name: "up0".into(),
+                up: true,
+            }))
+            .await;
+        lab.node.reselect(t0 + Duration::from_secs(2));
+        assert_eq!(lab.node.kernel.from_source(p("2001:db8:a::/64")).len(), 1);
+        assert_eq!(
+            state(&lab, "2001:db8:a::/64"),
+            Some(pb::PrefixState::Selected)
+        );
+    }
+
+    fn heard(prefix: &str, gateways: &[(u8, u16)]) -> HeardPrefix {
+        HeardPrefix {
+            source: p(prefix),
+            gateways: gateways
+                .iter()
+                .map(|(id, metric)| HeardGateway {
+                    router_id: format!("02:00:00:00:00:00:00:{id:02x}").parse().unwrap(),
+                    metric: *metric,
+                    installed: true,
+                    own: false,
+                })
+                .collect(),
+            best_metric: gateways.iter().map(|g| g.1).min().unwrap_or(0),
+            installed: true,
+            own: false,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_node_selects_what_babel_hears_and_falls_back_to_the_kernel() {
+        let mut config = PrefixdConfig::default();
+        config.max_prefixes = 1;
+        config.babel_socket = Some("/run/babeld.sock".into());
+        let mut lab = lab(config);
+        lab.node.resync().await;
+        let babel = BabelStatus {
+            connected: true,
+            synced: true,
+            prefixes: vec![
+                heard("2001:db8:a::/64", &[(1, 96)]),
+                heard("2001:db8:b::/64", &[(2, 288), (3, 300)]),
+            ],
+            ..BabelStatus::default()
+        };
+        lab.babel.send(babel).unwrap();
+        let t0 = Instant::now();
+        lab.node.reselect(t0);
+        assert_eq!(
+            state(&lab, "2001:db8:a::/64"),
+            Some(pb::PrefixState::Selected)
+        );
+        assert_eq!(state(&lab, "2001:db8:b::/64"), Some(pb::PrefixState::Known));
+        {
+            let published = lab.published.borrow();
+            let b = published
+                .iter()
+                .find(|i| i.prefix == Some(p("2001:db8:b::/64").into()))
+                .unwrap();
+            assert_eq!(b.gateways.len(), 2);
+            assert_eq!(b.metric, Some(288));
+        }
+        assert_eq!(lab.node.status().learned_from, "babel");
+
+        // babeld gone: what the kernel shows (a babel route from b).
+        lab.babel.send(BabelStatus::default()).unwrap();
+        lab.node
+            .kernel_event(KernelEvent::RouteAdded(KernelRoute {
+                src: Some(p("2001:db8:b::/64")),
+                protocol: crate::kernel::BABEL_PROTOCOL,
+                ..uplink_default()
+            }))
+            .await;
+        lab.node.reselect(t0 + Duration::from_secs(1));
+        assert_eq!(
+            state(&lab, "2001:db8:a::/64"),
+            Some(pb::PrefixState::Deprecated)
+        );
+        assert_eq!(
+            state(&lab, "2001:db8:b::/64"),
+            Some(pb::PrefixState::Selected)
+        );
+        assert_eq!(lab.node.status().learned_from, "kernel");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_from_elsewhere_gets_its_prefixes_deprecated() {
+        let mut lab = lab(PrefixdConfig::default());
+        lab.node.resync().await;
+        let t0 = Instant::now();
+        lab.node.reselect(t0);
+        let mac = MacAddr([2, 0xc1, 0, 0, 0, 1]);
+        let addrs: Vec<Ipv6Addr> = ["fddd:1::5", "2001:db8:c::5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let deprecated = lab.node.arrived(mac, "br-client", &addrs, t0);
+        assert_eq!(deprecated, vec![p("2001:db8:c::/64")]);
+        let ra = lab.node.advert(MacAddr([2, 0, 0, 0, 0, 1]), Some(&mac), t0);
+        let c = ra
+            .prefixes
+            .iter()
+            .find(|i| i.prefix == p("2001:db8:c::/64"))
+            .unwrap();
+        assert_eq!((c.preferred_lifetime, c.valid_lifetime), (0, 0));
+        // Everybody else's advertisement does not carry it.
+        let ra = lab.node.advert(MacAddr([2, 0, 0, 0, 0, 1]), None, t0);
+        assert!(ra.prefixes.iter().all(|i| i.prefix != p("2001:db8:c::/64")));
+        // Nothing to deprecate: nothing sent.
+        let other = MacAddr([2, 0xc1, 0, 0, 0, 2]);
+        assert!(lab
+            .node
+            .arrived(other, "br-client", &addrs[..1], t0)
+            .is_empty());
     }
 }
