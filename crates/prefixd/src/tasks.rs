@@ -960,9 +960,11 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_node_selects_what_babel_hears_and_falls_back_to_the_kernel() {
-        let mut config = PrefixdConfig::default();
-        config.max_prefixes = 1;
-        config.babel_socket = Some("/run/babeld.sock".into());
+        let config = PrefixdConfig {
+            max_prefixes: 1,
+            babel_socket: Some("/run/babeld.sock".into()),
+            ..PrefixdConfig::default()
+        };
         let mut lab = lab(config);
         lab.node.resync().await;
         let babel = BabelStatus {
