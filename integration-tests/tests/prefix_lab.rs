@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{
-    require_root_and_tools, Ipv6Prefix, Lab, LabOptions, GATEWAY, GATEWAY2, INTERNET_HOST,
-    PREFIX_A, PREFIX_B, UPLINK_IFACE,
+    require_root_and_tools, Daemon, Ipv6Prefix, Lab, LabOptions, Launch, GATEWAY, GATEWAY2,
+    INTERNET_HOST, PREFIX_A, PREFIX_B, UPLINK_IFACE,
 };
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -210,4 +210,29 @@ fn slaac_client_without_router_advertisements() {
     assert!(c
         .wait_for_address(PREFIX_A, false, Duration::from_millis(300))
         .is_err());
+}
+
+#[test]
+fn gateways_run_the_daemons_like_nodes() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::two_gateways(1)).expect("build the prefix lab");
+    lab.start_babel().expect("start babeld");
+    lab.start_all_daemons(Launch::Separate)
+        .expect("daemons start on n1, gw and gw2");
+    for member in ["n1", GATEWAY, GATEWAY2] {
+        for daemon in Daemon::ALL {
+            assert!(
+                lab.daemon_process(member, daemon).is_some(),
+                "{daemon} runs on {member}"
+            );
+        }
+    }
+    // The gateways' daemons serve their client bridges, not the uplink.
+    let config = lab.daemon_config(GATEWAY).expect("gw's configuration");
+    assert!(!config.mesh_interfaces.iter().any(|i| i == UPLINK_IFACE));
+    assert_eq!(config.mesh_interfaces, vec!["m-n1".to_string()]);
+    lab.wait_routes_converged(CONVERGE_TIMEOUT)
+        .expect("babel converges with the daemons running");
 }
