@@ -47,7 +47,7 @@ use crate::netns::{self as netns_mod, ClientAddress};
 use crate::ping::{self, PingResult};
 use crate::prefix::{eui64_interface_id, Ipv6Prefix};
 use crate::process::{tail_file_filtered, ManagedProcess, STOP_GRACE};
-use crate::ra::{self, CapturedRa};
+use crate::ra::{self, NdCapture, NdMessage, NdSender, PrefixInformation};
 use crate::routes::Route;
 use crate::wait::{self, Check};
 use crate::{
@@ -376,7 +376,7 @@ impl Client {
     /// Sends a router solicitation from its link-local address and waits up
     /// to `timeout` for the first RA on its interface: how long it took and
     /// the RA, or `None` if no router answered (or advertised) in time.
-    pub fn solicit_router(&self, timeout: Duration) -> Result<Option<(Duration, CapturedRa)>> {
+    pub fn solicit_router(&self, timeout: Duration) -> Result<Option<(Duration, NdMessage)>> {
         ra::solicit_router(
             &self.netns.path(),
             &self.iface,
@@ -387,7 +387,7 @@ impl Client {
     }
 
     /// Every RA arriving on its interface during `duration` (solicited or not).
-    pub fn capture_ras(&self, duration: Duration) -> Result<Vec<CapturedRa>> {
+    pub fn capture_ras(&self, duration: Duration) -> Result<Vec<NdMessage>> {
         ra::capture_ras(&self.netns.path(), &self.iface, duration)
     }
 
@@ -1533,6 +1533,42 @@ impl Lab {
             interval,
             Duration::from_secs(1),
         )
+    }
+
+    // ===== router advertisements by hand =====
+
+    /// A sender of ND messages from `node`'s next-node router (`fe80::1`
+    /// on `local-node`, MAC [`NEXT_NODE_MAC`]), where the node's RAs come from.
+    pub fn next_node_sender(&self, node: &str) -> Result<NdSender> {
+        let n = self.node(node)?;
+        if n.bridge_mac.is_none() {
+            return Err(Error::Usage(format!("{node} has no client bridge")));
+        }
+        NdSender::open(&n.netns.path(), NEXT_NODE_IFACE, NEXT_NODE_ADDRESS)
+    }
+
+    /// Sends one unsolicited RA to `ff02::1` from `node`'s next-node router
+    /// with `router_lifetime` and `prefixes`: what prefixd will do, by hand.
+    pub fn advertise_by_hand(
+        &self,
+        node: &str,
+        router_lifetime: u16,
+        prefixes: &[PrefixInformation],
+    ) -> Result<()> {
+        let mac = crate::prefix::parse_mac(NEXT_NODE_MAC)
+            .ok_or_else(|| Error::Usage(format!("bad MAC {NEXT_NODE_MAC}")))?;
+        self.next_node_sender(node)?.send(
+            ra::ALL_NODES,
+            &ra::router_advertisement(router_lifetime, mac, prefixes),
+        )
+    }
+
+    /// Starts capturing the router solicitations `client` sends, at the
+    /// node end of its link (its bridge port on the node it is attached to).
+    pub fn capture_solicitations(&self, client: &str) -> Result<NdCapture> {
+        let c = self.client(client)?;
+        let n = self.node(&c.node)?;
+        NdCapture::open(&n.netns.path(), &c.node_iface, ra::ROUTER_SOLICITATION)
     }
 
     // ===== uplinks =====

@@ -45,7 +45,7 @@ pub use lab::{
 pub use netns::{ClientAddress, Netns};
 pub use ping::{IcmpError, LivePing, PingResult, PingRun};
 pub use prefix::Ipv6Prefix;
-pub use ra::CapturedRa;
+pub use ra::{NdCapture, NdMessage, NdSender, PrefixInformation};
 pub use routes::Route;
 
 /// Lab name of the gateway namespace.

@@ -1,14 +1,16 @@
-//! Router solicitations and advertisements as a client sees them.
+//! Router solicitations and advertisements on a client link.
 //!
-//! Router advertisements are captured with an `AF_PACKET` socket on the
-//! client's interface rather than a raw ICMPv6 socket: it sees every RA on
+//! Neighbour-discovery messages are captured with an `AF_PACKET` socket on
+//! an interface rather than a raw ICMPv6 socket: it sees every message on
 //! the link whatever its destination, and it tells the Ethernet source MAC,
-//! which shows which node's next-node router answered. Solicitations are
-//! sent through a raw ICMPv6 socket (the kernel fills in the checksum) with
-//! hop limit 255, as RFC 4861 demands of every ND message.
+//! which shows which node's next-node router answered. Messages are sent
+//! through a raw ICMPv6 socket (the kernel fills in the checksum) with hop
+//! limit 255, as RFC 4861 demands of every ND message.
 //!
-//! Like [`crate::ping`], the sockets are opened by a short-lived thread that
-//! entered the client's namespace with `setns(2)`.
+//! Like [`crate::ping`], sockets are opened by a short-lived thread that
+//! entered the namespace with `setns(2)`; a socket stays in the namespace
+//! it was opened in, so an [`NdCapture`] opened before a solicitation is
+//! sent misses nothing, whichever thread reads it.
 
 use std::fs::File;
 use std::net::Ipv6Addr;
@@ -25,6 +27,8 @@ use crate::prefix::Ipv6Prefix;
 pub const ROUTER_SOLICITATION: u8 = 133;
 /// ICMPv6 router advertisement (RFC 4861 §4.2).
 pub const ROUTER_ADVERTISEMENT: u8 = 134;
+/// All-nodes multicast address, where unsolicited advertisements go.
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// All-routers multicast address, where solicitations go.
 pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
@@ -34,16 +38,16 @@ const NEXT_HEADER_ICMPV6: u8 = 58;
 const OPTION_SOURCE_LINK_LAYER: u8 = 1;
 const OPTION_PREFIX_INFORMATION: u8 = 3;
 
-/// One router advertisement seen on the client's link.
+/// One neighbour-discovery message seen on a link (an RA, an RS, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapturedRa {
+pub struct NdMessage {
     /// When it arrived.
     pub at: Instant,
-    /// The ICMPv6 message (type 134 first), as on the wire.
+    /// The ICMPv6 message (its type first), as on the wire.
     pub icmp: Vec<u8>,
-    /// IPv6 source: the advertising router's link-local address.
+    /// IPv6 source (of an RA: the advertising router's link-local address).
     pub source: Ipv6Addr,
-    /// IPv6 destination: `ff02::1` or the soliciting client.
+    /// IPv6 destination (of an RA: `ff02::1` or the soliciting client).
     pub destination: Ipv6Addr,
     /// IPv6 hop limit (255 unless something forwarded it).
     pub hop_limit: u8,
@@ -66,9 +70,17 @@ pub struct PrefixInformation {
     pub preferred_lifetime: u32,
 }
 
-impl CapturedRa {
-    /// The router lifetime in seconds (0: not a default router).
+impl NdMessage {
+    /// The ICMPv6 type (133 RS, 134 RA, ...).
+    pub fn icmp_type(&self) -> u8 {
+        self.icmp.first().copied().unwrap_or(0)
+    }
+
+    /// The router lifetime of an RA in seconds (0: not a default router).
     pub fn router_lifetime(&self) -> Option<u16> {
+        if self.icmp_type() != ROUTER_ADVERTISEMENT {
+            return None;
+        }
         let b = self.icmp.get(6..8)?;
         Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
     }
@@ -76,7 +88,16 @@ impl CapturedRa {
     /// The options as (type, body without type and length) pairs; stops at a malformed one.
     pub fn options(&self) -> Vec<(u8, &[u8])> {
         let mut out = Vec::new();
-        let mut rest = self.icmp.get(16..).unwrap_or(&[]);
+        let start = match self.icmp_type() {
+            ROUTER_SOLICITATION => 8,
+            ROUTER_ADVERTISEMENT => 16,
+            // Neighbour solicitation and advertisement: a target address first.
+            135 | 136 => 24,
+            // Redirect: target and destination.
+            137 => 40,
+            _ => return out,
+        };
+        let mut rest = self.icmp.get(start..).unwrap_or(&[]);
         while let (Some(&kind), Some(&len)) = (rest.first(), rest.get(1)) {
             let bytes = usize::from(len) * 8;
             let (Some(body), false) = (rest.get(2..bytes), len == 0) else {
@@ -131,19 +152,44 @@ pub fn router_solicitation(mac: [u8; 6]) -> [u8; 16] {
     rs
 }
 
-/// The RA in `packet`, an IPv6 packet (no Ethernet header) from `mac`, if it is one.
-pub fn parse_ra(packet: &[u8], mac: [u8; 6], at: Instant) -> Option<CapturedRa> {
+/// A router advertisement from `mac` with router lifetime `router_lifetime`
+/// (0: not a default router) and `prefixes`, as prefixd will send one.
+pub fn router_advertisement(
+    router_lifetime: u16,
+    mac: [u8; 6],
+    prefixes: &[PrefixInformation],
+) -> Vec<u8> {
+    let mut ra = vec![ROUTER_ADVERTISEMENT, 0, 0, 0, 64, 0];
+    ra.extend_from_slice(&router_lifetime.to_be_bytes());
+    // Reachable time and retransmission timer: unspecified.
+    ra.extend_from_slice(&[0; 8]);
+    ra.extend_from_slice(&[OPTION_SOURCE_LINK_LAYER, 1]);
+    ra.extend_from_slice(&mac);
+    for p in prefixes {
+        let flags = if p.on_link { 0x80 } else { 0 } | if p.autonomous { 0x40 } else { 0 };
+        ra.extend_from_slice(&[OPTION_PREFIX_INFORMATION, 4, p.prefix.prefix_len(), flags]);
+        ra.extend_from_slice(&p.valid_lifetime.to_be_bytes());
+        ra.extend_from_slice(&p.preferred_lifetime.to_be_bytes());
+        ra.extend_from_slice(&[0; 4]);
+        ra.extend_from_slice(&p.prefix.network().octets());
+    }
+    ra
+}
+
+/// The ND message of type `icmp_type` in `packet`, an IPv6 packet (no
+/// Ethernet header) from `mac`, if it is one.
+pub fn parse_nd(packet: &[u8], icmp_type: u8, mac: [u8; 6], at: Instant) -> Option<NdMessage> {
     if packet.first()? >> 4 != 6 || *packet.get(6)? != NEXT_HEADER_ICMPV6 {
         return None;
     }
     let payload_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
     let icmp = packet.get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload_len)?;
-    if icmp.first() != Some(&ROUTER_ADVERTISEMENT) || icmp.len() < 16 {
+    if icmp.first() != Some(&icmp_type) || icmp.len() < 8 {
         return None;
     }
     let source: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
     let destination: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
-    Some(CapturedRa {
+    Some(NdMessage {
         at,
         icmp: icmp.to_vec(),
         source: Ipv6Addr::from(source),
@@ -151,6 +197,102 @@ pub fn parse_ra(packet: &[u8], mac: [u8; 6], at: Instant) -> Option<CapturedRa> 
         hop_limit: *packet.get(7)?,
         mac,
     })
+}
+
+/// A capture of one ND message type on one interface, from when it was opened.
+#[derive(Debug)]
+pub struct NdCapture {
+    sock: OwnedFd,
+    icmp_type: u8,
+}
+
+impl NdCapture {
+    /// Starts capturing messages of `icmp_type` arriving on `iface` of the namespace at `netns_path`.
+    pub fn open(netns_path: &Path, iface: &str, icmp_type: u8) -> Result<NdCapture> {
+        let sock = in_netns(netns_path, iface, packet_socket)?;
+        Ok(NdCapture { sock, icmp_type })
+    }
+
+    /// The next message within `timeout`, or `None`.
+    pub fn next(&self, timeout: Duration) -> Result<Option<NdMessage>> {
+        let deadline = Instant::now() + timeout;
+        // Each turn waits at most until the deadline.
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            if let Some(m) = receive_nd(&self.sock, self.icmp_type, deadline - now)? {
+                return Ok(Some(m));
+            }
+        }
+    }
+
+    /// Every message arriving within `duration` (and those queued before).
+    pub fn collect(&self, duration: Duration) -> Result<Vec<NdMessage>> {
+        let deadline = Instant::now() + duration;
+        let mut out = Vec::new();
+        // Each turn waits at most until the deadline.
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(out);
+            }
+            if let Some(m) = receive_nd(&self.sock, self.icmp_type, deadline - now)? {
+                out.push(m);
+            }
+        }
+    }
+}
+
+/// Sends ND messages from one address out of one interface, hop limit 255.
+#[derive(Debug)]
+pub struct NdSender {
+    sock: OwnedFd,
+    index: u32,
+}
+
+impl NdSender {
+    /// A sender from `source` (which must have passed DAD) on `iface` of the namespace at `netns_path`.
+    pub fn open(netns_path: &Path, iface: &str, source: Ipv6Addr) -> Result<NdSender> {
+        in_netns(netns_path, iface, move |index| {
+            let sock = raw_icmpv6_socket()?;
+            set_int_option(&sock, libc::IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS")?;
+            set_int_option(&sock, libc::IPV6_UNICAST_HOPS, 255, "IPV6_UNICAST_HOPS")?;
+            let index_int = libc::c_int::try_from(index).unwrap_or(0);
+            set_int_option(
+                &sock,
+                libc::IPV6_MULTICAST_IF,
+                index_int,
+                "IPV6_MULTICAST_IF",
+            )?;
+            bind_to(&sock, source, index)?;
+            Ok(NdSender { sock, index })
+        })
+    }
+
+    /// Sends `message` (an ICMPv6 message, checksum left to the kernel) to `destination`.
+    pub fn send(&self, destination: Ipv6Addr, message: &[u8]) -> Result<()> {
+        let dst = sockaddr(destination, self.index);
+        // SAFETY: buffer and address are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                self.sock.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+                (&dst as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(Error::io(
+                format!("sending ICMPv6 type {:?} to {destination}", message.first()),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Sends one router solicitation from `source` (the client's link-local
@@ -163,71 +305,19 @@ pub fn solicit_router(
     mac: [u8; 6],
     source: Ipv6Addr,
     timeout: Duration,
-) -> Result<Option<(Duration, CapturedRa)>> {
-    in_netns(netns_path, iface, move |index| {
-        let capture = packet_socket(index)?;
-        let sock = raw_icmpv6_socket()?;
-        set_int_option(&sock, libc::IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS")?;
-        set_int_option(&sock, libc::IPV6_UNICAST_HOPS, 255, "IPV6_UNICAST_HOPS")?;
-        let index_int = libc::c_int::try_from(index).unwrap_or(0);
-        set_int_option(
-            &sock,
-            libc::IPV6_MULTICAST_IF,
-            index_int,
-            "IPV6_MULTICAST_IF",
-        )?;
-        bind_to(&sock, source, index)?;
-        let rs = router_solicitation(mac);
-        let dst = sockaddr(ALL_ROUTERS, index);
-        let sent = Instant::now();
-        // SAFETY: buffer and address are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                rs.as_ptr().cast(),
-                rs.len(),
-                0,
-                (&dst as *const libc::sockaddr_in6).cast(),
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(Error::io(
-                "sending a router solicitation",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let deadline = sent + timeout;
-        // Each turn waits at most until the deadline.
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            if let Some(ra) = receive_ra(&capture, deadline - now)? {
-                return Ok(Some((ra.at.saturating_duration_since(sent), ra)));
-            }
-        }
-    })
+) -> Result<Option<(Duration, NdMessage)>> {
+    let capture = NdCapture::open(netns_path, iface, ROUTER_ADVERTISEMENT)?;
+    let sender = NdSender::open(netns_path, iface, source)?;
+    let sent = Instant::now();
+    sender.send(ALL_ROUTERS, &router_solicitation(mac))?;
+    Ok(capture
+        .next(timeout)?
+        .map(|ra| (ra.at.saturating_duration_since(sent), ra)))
 }
 
 /// Records every RA arriving on `iface` of the namespace at `netns_path` for `duration`.
-pub fn capture_ras(netns_path: &Path, iface: &str, duration: Duration) -> Result<Vec<CapturedRa>> {
-    in_netns(netns_path, iface, move |index| {
-        let capture = packet_socket(index)?;
-        let deadline = Instant::now() + duration;
-        let mut out = Vec::new();
-        // Each turn waits at most until the deadline.
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(out);
-            }
-            if let Some(ra) = receive_ra(&capture, deadline - now)? {
-                out.push(ra);
-            }
-        }
-    })
+pub fn capture_ras(netns_path: &Path, iface: &str, duration: Duration) -> Result<Vec<NdMessage>> {
+    NdCapture::open(netns_path, iface, ROUTER_ADVERTISEMENT)?.collect(duration)
 }
 
 /// Runs `f` with the index of `iface` on a thread inside the namespace at `netns_path`.
@@ -242,7 +332,7 @@ fn in_netns<T: Send + 'static>(
         .map_err(|e| Error::io(format!("opening namespace {}", netns_path.display()), e))?;
     let where_ = format!("{iface} in {}", netns_path.display());
     thread::Builder::new()
-        .name("lab-ra".into())
+        .name("lab-nd".into())
         .spawn(move || -> Result<T> {
             // SAFETY: setns on a valid open fd; it changes only this thread's namespace.
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -261,14 +351,18 @@ fn in_netns<T: Send + 'static>(
             }
             f(index)
         })
-        .map_err(|e| Error::io("spawning RA thread", e))?
+        .map_err(|e| Error::io("spawning ND thread", e))?
         .join()
-        .map_err(|_| Error::Usage("RA thread panicked".into()))?
+        .map_err(|_| Error::Usage("ND thread panicked".into()))?
 }
 
-/// An `AF_PACKET` datagram socket receiving the IPv6 packets of interface `index`.
+/// An `AF_PACKET` datagram socket receiving every frame of interface `index`.
+///
+/// `ETH_P_ALL`, not `ETH_P_IPV6`: on a bridge port the bridge consumes a
+/// frame before protocol-specific packet sockets see it; only taps for all
+/// protocols come before it. [`receive_nd`] keeps the IPv6 ones.
 fn packet_socket(index: u32) -> Result<OwnedFd> {
-    let protocol = ETH_P_IPV6.to_be();
+    let protocol = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe {
         libc::socket(
@@ -332,8 +426,8 @@ fn set_int_option(
     Ok(())
 }
 
-/// Waits up to `wait` for one incoming packet; the RA it carries, if any.
-fn receive_ra(sock: &OwnedFd, wait: Duration) -> Result<Option<CapturedRa>> {
+/// Waits up to `wait` for one incoming packet; the ND message of `icmp_type` it carries, if any.
+fn receive_nd(sock: &OwnedFd, icmp_type: u8, wait: Duration) -> Result<Option<NdMessage>> {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
         events: libc::POLLIN,
@@ -379,13 +473,13 @@ fn receive_ra(sock: &OwnedFd, wait: Duration) -> Result<Option<CapturedRa>> {
         return Err(Error::io("receiving on AF_PACKET socket", e));
     }
     // Our own solicitations (and anything else we send) show up as outgoing.
-    if from.sll_pkttype == libc::PACKET_OUTGOING {
+    if from.sll_pkttype == libc::PACKET_OUTGOING || from.sll_protocol != ETH_P_IPV6.to_be() {
         return Ok(None);
     }
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&from.sll_addr[..6]);
     let len = usize::try_from(n).unwrap_or(0);
-    Ok(parse_ra(buf.get(..len).unwrap_or(&[]), mac, at))
+    Ok(parse_nd(buf.get(..len).unwrap_or(&[]), icmp_type, mac, at))
 }
 
 #[cfg(test)]
@@ -420,7 +514,7 @@ mod tests {
     fn ras_are_parsed_with_their_options() {
         let now = Instant::now();
         let mac = [2, 0x4e, 0x42, 0, 0, 1];
-        let ra = parse_ra(&ra_packet(&ra_icmp()), mac, now).expect("an RA");
+        let ra = parse_nd(&ra_packet(&ra_icmp()), ROUTER_ADVERTISEMENT, mac, now).expect("an RA");
         assert_eq!(ra.source, "fe80::1".parse::<Ipv6Addr>().expect("addr"));
         assert_eq!(ra.destination, "ff02::1".parse::<Ipv6Addr>().expect("addr"));
         assert_eq!(ra.hop_limit, 255);
@@ -442,18 +536,18 @@ mod tests {
         let now = Instant::now();
         let mut rs = ra_icmp();
         rs[0] = ROUTER_SOLICITATION;
-        assert!(parse_ra(&ra_packet(&rs), [0; 6], now).is_none());
+        assert!(parse_nd(&ra_packet(&rs), ROUTER_ADVERTISEMENT, [0; 6], now).is_none());
         let full = ra_packet(&ra_icmp());
         for cut in [0, 7, 39, 50] {
             assert!(
-                parse_ra(&full[..cut], [0; 6], now).is_none(),
+                parse_nd(&full[..cut], ROUTER_ADVERTISEMENT, [0; 6], now).is_none(),
                 "cut at {cut}"
             );
         }
         // A zero-length option ends the option walk instead of looping.
         let mut icmp = ra_icmp();
         icmp[17] = 0;
-        let ra = parse_ra(&ra_packet(&icmp), [0; 6], now).expect("an RA");
+        let ra = parse_nd(&ra_packet(&icmp), ROUTER_ADVERTISEMENT, [0; 6], now).expect("an RA");
         assert!(ra.options().is_empty());
     }
 
@@ -462,5 +556,32 @@ mod tests {
         let rs = router_solicitation([2, 0xc1, 0, 0, 0, 1]);
         assert_eq!(rs[0], ROUTER_SOLICITATION);
         assert_eq!(&rs[8..], &[1, 1, 2, 0xc1, 0, 0, 0, 1]);
+        let m =
+            parse_nd(&ra_packet(&rs), ROUTER_SOLICITATION, [0; 6], Instant::now()).expect("an RS");
+        assert_eq!(m.source_link_layer(), Some([2, 0xc1, 0, 0, 0, 1]));
+        assert_eq!(m.router_lifetime(), None);
+    }
+
+    #[test]
+    fn built_advertisements_parse_back() {
+        let info = PrefixInformation {
+            prefix: "2001:db8:a::/64".parse().expect("prefix"),
+            on_link: true,
+            autonomous: true,
+            valid_lifetime: 600,
+            preferred_lifetime: 300,
+        };
+        let icmp = router_advertisement(1800, [2, 0x4e, 0x4e, 0, 0, 1], &[info]);
+        // The hand-written RA of the other tests has router lifetime 0x0708 = 1800.
+        assert_eq!(icmp, ra_icmp());
+        let ra = parse_nd(
+            &ra_packet(&icmp),
+            ROUTER_ADVERTISEMENT,
+            [0; 6],
+            Instant::now(),
+        )
+        .expect("an RA");
+        assert_eq!(ra.router_lifetime(), Some(1800));
+        assert_eq!(ra.prefixes(), vec![info]);
     }
 }

@@ -1,16 +1,23 @@
 //! The lab for client prefixes, before prefixd exists: two uplink gateways
 //! with their source-specific default routes installed by hand, as prefixd
 //! will install them, carried through the mesh by babeld's protocol rules;
-//! and a SLAAC client that hears no router advertisement yet.
+//! and a SLAAC client, first without any router, then with router
+//! advertisements sent by hand from the next-node router.
 
 use std::net::Ipv6Addr;
 use std::os::unix::fs::FileTypeExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use l3roamd_lab::prefix::parse_mac;
+use l3roamd_lab::ra::{router_advertisement, ALL_NODES};
 
 use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{
-    require_root_and_tools, Daemon, Ipv6Prefix, Lab, LabOptions, Launch, GATEWAY, GATEWAY2,
-    INTERNET_HOST, PREFIX_A, PREFIX_B, UPLINK_IFACE,
+    require_root_and_tools, Daemon, Ipv6Prefix, Lab, LabOptions, Launch, PrefixInformation,
+    GATEWAY, GATEWAY2, INTERNET_HOST, NEXT_NODE_ADDRESS, NEXT_NODE_MAC, PREFIX_A, PREFIX_B,
+    UPLINK_IFACE,
 };
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -173,7 +180,7 @@ fn gateway_routes_spread_and_go_with_the_uplink() {
 }
 
 #[test]
-fn slaac_client_without_router_advertisements() {
+fn slaac_client_without_and_with_router_advertisements() {
     if !require_root_and_tools() {
         return;
     }
@@ -209,6 +216,83 @@ fn slaac_client_without_router_advertisements() {
         .is_empty());
     assert!(c
         .wait_for_address(PREFIX_A, false, Duration::from_millis(300))
+        .is_err());
+
+    // A router by hand on n1 (what prefixd will be): it answers every
+    // solicitation (the kernel's own ones too) until told to stop.
+    let info = |preferred_lifetime| PrefixInformation {
+        prefix: PREFIX_A,
+        on_link: true,
+        autonomous: true,
+        valid_lifetime: 600,
+        preferred_lifetime,
+    };
+    let mac = parse_mac(NEXT_NODE_MAC).expect("mac");
+    let solicitations = lab.capture_solicitations("c1").expect("RS capture");
+    let sender = lab.next_node_sender("n1").expect("RA sender");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let ra = router_advertisement(1800, mac, &[info(300)]);
+    let responder = std::thread::spawn(move || {
+        let mut heard = Vec::new();
+        // Bounded by the caller's stop, or 10 s.
+        for _ in 0..100 {
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(rs) = solicitations
+                .next(Duration::from_millis(100))
+                .expect("capture RS")
+            {
+                sender.send(ALL_NODES, &ra).expect("send RA");
+                heard.push(rs);
+            }
+        }
+        heard
+    });
+    let answer = c.solicit_router(Duration::from_secs(2)).expect("solicit");
+    stop.store(true, Ordering::Relaxed);
+    let heard = responder.join().expect("responder");
+    let (delay, ra) = answer.expect("an RA answers the RS");
+    eprintln!("RA after {delay:?}, {} bytes", ra.icmp.len());
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+    let rs = heard.first().expect("the RS reached n1");
+    assert_eq!((rs.source, rs.hop_limit), (c.link_local(), 255), "{rs:?}");
+    assert_eq!(rs.source_link_layer(), Some(c.mac_octets()));
+    assert_eq!(rs.mac, c.mac_octets());
+    assert_eq!(ra.source, NEXT_NODE_ADDRESS);
+    assert_eq!((ra.mac, ra.hop_limit), (mac, 255));
+    assert_eq!(ra.router_lifetime(), Some(1800));
+    assert_eq!(ra.prefixes(), vec![info(300)]);
+
+    // SLAAC from the RA: the EUI-64 address, preferred, and a default route via fe80::1.
+    let a = c
+        .wait_for_address(PREFIX_A, true, Duration::from_secs(10))
+        .expect("SLAAC address");
+    assert_eq!(a.addr, c.slaac_address(PREFIX_A));
+    assert!(a.dynamic && a.valid_lft.is_some_and(|v| v <= 600), "{a:?}");
+    let routes = c.default_routes().expect("routes");
+    let default = routes
+        .iter()
+        .find(|r| r.protocol == "ra")
+        .unwrap_or_else(|| panic!("an RA default route: {routes:?}"));
+    assert_eq!(default.gateway, Some(NEXT_NODE_ADDRESS));
+    assert!(default.expires.is_some_and(|e| e <= 1800), "{default:?}");
+
+    // Preferred lifetime 0: the address is deprecated but stays.
+    lab.advertise_by_hand("n1", 1800, &[info(0)])
+        .expect("deprecating RA");
+    let deprecated = wait::until("A deprecated", Duration::from_secs(5), || {
+        let addrs = c.addresses()?;
+        Ok(match addrs.iter().find(|x| x.addr == a.addr) {
+            Some(x) if x.deprecated => Check::Ready(x.clone()),
+            other => Check::Pending(format!("{other:?}")),
+        })
+    })
+    .expect("deprecated");
+    assert!(!deprecated.is_preferred());
+    assert!(c
+        .wait_for_address(PREFIX_A, true, Duration::from_millis(200))
         .is_err());
 }
 
