@@ -463,6 +463,9 @@ mod tests {
             metric: Some(metric),
             flags: Vec::new(),
             table: None,
+            from: None,
+            expires: None,
+            pref: None,
         }
     }
 

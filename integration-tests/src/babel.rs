@@ -1,22 +1,31 @@
 //! babeld configuration and its local control socket.
 //!
 //! Every node runs a real babeld on its mesh interfaces. What it announces is
-//! decided by `redistribute` filters, first match wins:
+//! decided by `redistribute` filters, first match wins. They match by route
+//! protocol, not by prefix, so no rule has to change when a client prefix
+//! appears or goes:
 //!
-//! - client host routes (`fddd:1::/64 eq 128`), which `l3roamd-core` installs
-//!   into the main table with its own route protocol; never the client prefix
-//!   itself, which is the local catch-all into the TUN device on every node;
-//! - node-client addresses (`fec0::/64 eq 128`) and node addresses
-//!   (`fdff::/64 eq 128`). A `/128` on `lo` shows up both as a local address
-//!   and as a `proto kernel` route in the main table; babeld 1.12 exports it
-//!   through either filter (checked by hand: with only the `local` rule, or
-//!   only the plain rule, the address is announced; with neither, not), so
-//!   both are listed and a later change of babeld cannot silently drop it;
-//! - on the gateway, its "internet" address;
+//! - prefixd's source-specific default routes (`default from P`, protocols
+//!   160..=167), each protocol with its own metric (0, 64, ... 4096; metric
+//!   0 is written `allow`, as babeld refuses `metric 0`), so a gateway's
+//!   preference is chosen by the protocol prefixd installs with;
+//! - core's handover host routes (`/128`, `core.handover_protocol` 159) with
+//!   a high metric, then its host routes of clients and node-client
+//!   addresses (`/128`, `core.route_protocol` 158); every other route of
+//!   protocol 158 is denied: core's `/64` catch-all of each client prefix
+//!   into its TUN device;
+//! - node addresses (`fdff::/64 eq 128`). A `/128` on `lo` shows up both as
+//!   a local address and as a `proto kernel` route in the main table;
+//!   babeld 1.12 exports it through either filter (checked by hand: with
+//!   only the `local` rule, or only the plain rule, the address is
+//!   announced; with neither, not), so both are listed and a later change
+//!   of babeld cannot silently drop it;
+//! - on the classic gateway, its "internet" address;
 //! - then nothing else (`redistribute local deny`, `redistribute deny`).
 //!
-//! The control socket (`local-path`) answers `dump` with babeld's view of
-//! interfaces, neighbours, exported routes (`xroute`) and learned routes.
+//! The control socket (`local-path`, a UNIX stream socket) answers `dump`
+//! with babeld's view of interfaces, neighbours, exported routes (`xroute`)
+//! and learned routes; prefixd is given its path ([`crate::Node::babel_socket`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv6Addr;
@@ -28,6 +37,26 @@ use crate::error::{Error, Result};
 
 /// The metric a handover route is announced with (the deploy snippet's).
 pub const HANDOVER_METRIC: u32 = 4096;
+
+/// The route protocols of prefixd's source-specific default routes with the
+/// metric babeld announces each with (160 → 0, 161 → 64, ... 167 → 4096).
+pub fn prefix_protocols() -> impl Iterator<Item = (u8, u32)> {
+    crate::PREFIX_PROTOCOL_METRICS
+        .into_iter()
+        .enumerate()
+        .map(|(i, metric)| (crate::PREFIX_PROTOCOL_FIRST + i as u8, metric))
+}
+
+/// The redistribute rule of one prefixd protocol. babeld refuses `metric 0`
+/// (metrics of a filter are 1..=65535); `allow` announces with metric 0.
+fn prefix_rule(protocol: u8, metric: u32) -> String {
+    let action = if metric == 0 {
+        "allow".to_string()
+    } else {
+        format!("metric {metric}")
+    };
+    format!("redistribute ip ::/0 eq 0 proto {protocol} {action}")
+}
 
 /// babeld's own default hello interval on wired links.
 pub const BABELD_DEFAULT_HELLO: Duration = Duration::from_secs(4);
@@ -55,12 +84,11 @@ pub struct BabelConfig {
     pub interfaces: Vec<String>,
     /// Hello interval of every interface.
     pub hello_interval: Duration,
-    /// Client prefixes whose `/128` host routes are announced (e.g. `fddd:1::/64`).
-    pub client_prefixes: Vec<String>,
+    /// core.route_protocol: host routes of clients and node-client addresses,
+    /// and the catch-all routes of the client prefixes (never announced).
+    pub route_protocol: u8,
     /// core.handover_protocol: host routes of this protocol are handovers.
     pub handover_protocol: u8,
-    /// Prefix of node-client addresses (e.g. `fec0::/64`).
-    pub node_client_prefix: String,
     /// Prefix of node addresses (e.g. `fdff::/64`).
     pub node_address_prefix: String,
     /// Path of the read-only control socket.
@@ -105,33 +133,28 @@ impl BabelConfig {
         for iface in &self.interfaces {
             line(&format!("interface {iface}"));
         }
-        line(
-            "# client host routes from l3roamd-core; never a client prefix itself (the catch-all)",
-        );
-        line("# handovers: a released client's routes into the TUN device, announced with a");
-        line("# high metric until the new node's announcement has spread");
-        for prefix in self
-            .client_prefixes
-            .iter()
-            .chain(std::iter::once(&self.node_client_prefix))
-        {
-            line(&format!(
-                "redistribute ip {prefix} eq 128 proto {} metric {HANDOVER_METRIC}",
-                self.handover_protocol
-            ));
+        line("# prefixd: source-specific default routes of the client prefixes; the");
+        line("# protocol a gateway installs with decides the metric it is announced with");
+        for (protocol, metric) in prefix_protocols() {
+            line(&prefix_rule(protocol, metric));
         }
-        for prefix in &self.client_prefixes {
-            line(&format!("redistribute ip {prefix} eq 128 allow"));
-            line(&format!("redistribute ip {prefix} deny"));
-        }
-        line("# node-client addresses and node addresses, as routes or as local addresses");
-        // Node-client addresses as core's routes only (as in
+        line("# l3roamd-core: handovers (a released client's routes into the TUN device,");
+        line("# announced with a high metric until the new node's announcement has spread),");
+        line("# host routes of clients and node-client addresses; never the catch-all of a");
+        line("# client prefix into the TUN device, which carries the same protocol");
+        line(&format!(
+            "redistribute ip ::/0 eq 128 proto {} metric {HANDOVER_METRIC}",
+            self.handover_protocol
+        ));
+        line(&format!(
+            "redistribute ip ::/0 eq 128 proto {} allow",
+            self.route_protocol
+        ));
+        line(&format!("redistribute proto {} deny", self.route_protocol));
+        // Node-client addresses are announced as core's routes only (as in
         // deploy/babeld/l3roamd.conf): announcing the address on lo as well
         // would give babeld two sources for one prefix.
-        line(&format!(
-            "redistribute ip {} eq 128 allow",
-            self.node_client_prefix
-        ));
+        line("# node addresses, as routes or as local addresses");
         line(&format!(
             "redistribute ip {} eq 128 allow",
             self.node_address_prefix
@@ -278,9 +301,8 @@ mod tests {
             role,
             interfaces: vec!["m-gw".into(), "m-n2".into()],
             hello_interval: Duration::from_secs(1),
-            client_prefixes: vec!["fddd:1::/64".into()],
+            route_protocol: 158,
             handover_protocol: 159,
-            node_client_prefix: "fec0::/64".into(),
             node_address_prefix: "fdff::/64".into(),
             local_path: PathBuf::from("/tmp/x/babel.sock"),
             router_id: Some("02:00:00:00:00:01".into()),
@@ -288,34 +310,64 @@ mod tests {
         }
     }
 
+    /// Position of the line `l` (whole line) in `text`.
+    fn line_at(text: &str, l: &str) -> usize {
+        text.lines()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("no line {l:?} in\n{text}"))
+    }
+
     #[test]
-    fn node_config_allows_host_routes_before_denying_the_prefix() {
+    fn node_config_matches_core_routes_by_protocol() {
         let text = config(BabelRole::Node).render();
-        let allow = text
-            .find("redistribute ip fddd:1::/64 eq 128 allow")
-            .expect("allow");
-        let deny = text.find("redistribute ip fddd:1::/64 deny").expect("deny");
-        assert!(allow < deny);
-        let handover = text
-            .find("redistribute ip fddd:1::/64 eq 128 proto 159 metric 4096\n")
-            .expect("handover");
-        assert!(handover < allow);
-        let nca_handover = text
-            .find("redistribute ip fec0::/64 eq 128 proto 159 metric 4096\n")
-            .expect("node-client handover");
-        assert!(
-            nca_handover
-                < text
-                    .find("redistribute ip fec0::/64 eq 128 allow")
-                    .expect("nca")
-        );
-        assert!(!text.contains("redistribute local ip fec0::/64"));
+        let handover = line_at(&text, "redistribute ip ::/0 eq 128 proto 159 metric 4096");
+        let host = line_at(&text, "redistribute ip ::/0 eq 128 proto 158 allow");
+        let catch_all = line_at(&text, "redistribute proto 158 deny");
+        assert!(handover < host && host < catch_all, "{text}");
+        assert!(line_at(&text, "redistribute ip fdff::/64 eq 128 allow") > catch_all);
+        assert!(line_at(&text, "redistribute local ip fdff::/64 eq 128 allow") > catch_all);
+        // No rule names a client prefix or the node-client prefix.
+        assert!(!text.contains("fddd:1::"), "{text}");
+        assert!(!text.contains("fec0::"), "{text}");
+        assert!(text.contains("\nipv6-subtrees true\n"));
         assert!(text.contains("default type wired hello-interval 1 split-horizon false\n"));
         assert!(text.contains("\nsmoothing-half-life 0\n"));
         assert!(text.contains("interface m-gw\ninterface m-n2\n"));
         assert!(text.contains("router-id 02:00:00:00:00:01\n"));
+        assert!(text.contains("local-path /tmp/x/babel.sock\n"));
         assert!(text.ends_with("redistribute local deny\nredistribute deny\n"));
         assert!(!text.contains("2001:db8"));
+    }
+
+    #[test]
+    fn prefix_protocols_come_first_with_their_metrics() {
+        let text = config(BabelRole::Node).render();
+        let actions = [
+            "allow",
+            "metric 64",
+            "metric 128",
+            "metric 256",
+            "metric 512",
+            "metric 1024",
+            "metric 2048",
+            "metric 4096",
+        ];
+        let mut last = None;
+        for (i, action) in actions.iter().enumerate() {
+            let at = line_at(
+                &text,
+                &format!("redistribute ip ::/0 eq 0 proto {} {action}", 160 + i),
+            );
+            assert!(last.is_none_or(|l| l < at), "in order: {text}");
+            last = Some(at);
+        }
+        let first_deny = text
+            .lines()
+            .position(|l| l.starts_with("redistribute") && l.ends_with(" deny"))
+            .expect("a deny rule");
+        assert!(last.is_some_and(|l| l < first_deny), "{text}");
+        assert_eq!(prefix_protocols().count(), 8);
+        assert_eq!(prefix_protocols().last(), Some((167, 4096)));
     }
 
     #[test]
@@ -451,9 +503,8 @@ mod extra_tests {
             role: BabelRole::Node,
             interfaces: vec!["m-gw".into()],
             hello_interval: Duration::from_secs(1),
-            client_prefixes: vec!["fddd:1::/64".into()],
+            route_protocol: 158,
             handover_protocol: 159,
-            node_client_prefix: "fec0::/64".into(),
             node_address_prefix: "fdff::/64".into(),
             local_path: std::path::PathBuf::from("/tmp/x/babel.sock"),
             router_id: None,

@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 /// core's TUN device in the lab (core's default).
 pub const TUN_DEVICE: &str = "l3roam0";
 
+/// core.route_protocol in the lab (core's default): host routes and the
+/// client prefixes' catch-all routes into the TUN device.
+pub const ROUTE_PROTOCOL: u8 = 158;
+
 /// core.handover_protocol in the lab (core's default).
 pub const HANDOVER_PROTOCOL: u8 = 159;
 
@@ -256,7 +260,7 @@ impl DaemonConfig {
             next_node_mac: crate::NEXT_NODE_MAC.into(),
             tun_device: TUN_DEVICE.into(),
             export_table: 254,
-            route_protocol: 158,
+            route_protocol: ROUTE_PROTOCOL,
             db_path: dir.join("client-db"),
             overrides: Vec::new(),
         }

@@ -8,6 +8,20 @@
 //!           c1                                  (client namespace, fddd:1::/64)
 //! ```
 //!
+//! That classic gateway runs babeld only and stands for the internet
+//! itself (`2001:db8::1` on its `lo`). For client-prefix tests
+//! ([`LabOptions::two_gateways`], or any [`LabOptions::gateways`]) the
+//! gateways are nodes like the others (client bridge, babeld, our five
+//! daemons) with an uplink `up0` to the `inet` namespace, as a Gluon node
+//! with a WAN port is; each owns one client prefix, which `inet` routes to it:
+//!
+//! ```text
+//!            inet (2001:db8:ff::1 on lo; 2001:db8:a::/64 → gw, 2001:db8:b::/64 → gw2)
+//!           u-gw│                     │u-gw2
+//!            up0│                     │up0
+//!             gw ──── n1 ── ... ── nN ──── gw2
+//! ```
+//!
 //! Every namespace is named `l3r-<id>-<name>` with a per-lab random id, so
 //! two labs can run side by side; all files live in `/tmp/l3r-<id>/<name>/`.
 //! The [`Lab`] remembers every namespace and process it created and removes
@@ -29,13 +43,18 @@ use crate::cmd;
 use crate::daemons::{BinDir, Daemon, DaemonConfig, Launch};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
+use crate::netns::{self as netns_mod, ClientAddress};
 use crate::ping::{self, PingResult};
+use crate::prefix::{eui64_interface_id, Ipv6Prefix};
 use crate::process::{tail_file_filtered, ManagedProcess, STOP_GRACE};
+use crate::ra::{self, NdCapture, NdMessage, NdSender, PrefixInformation};
 use crate::routes::Route;
 use crate::wait::{self, Check};
 use crate::{
-    CLIENT_BRIDGE, CLIENT_PREFIX, GATEWAY, GATEWAY_NODE_ADDRESS, INTERNET_ADDRESS, KEEP_ENV,
-    NEXT_NODE_ADDRESS, NEXT_NODE_IFACE, NEXT_NODE_MAC, NODE_ADDRESS_PREFIX, NODE_CLIENT_PREFIX,
+    CLIENT_BRIDGE, CLIENT_PREFIX, GATEWAY, GATEWAY2, GATEWAY_NODE_ADDRESS, INET, INTERNET_ADDRESS,
+    INTERNET_HOST, KEEP_ENV, NEXT_NODE_ADDRESS, NEXT_NODE_IFACE, NEXT_NODE_MAC,
+    NODE_ADDRESS_PREFIX, PREFIX_A, PREFIX_B, PREFIX_PROTOCOL_FIRST, UPLINK_GATEWAY_ADDRESS,
+    UPLINK_IFACE, UPLINK_INET_ADDRESS,
 };
 
 /// How long a daemon may take from start until its socket accepts connections.
@@ -71,6 +90,21 @@ pub struct LabOptions {
     /// interface defaults (default: env `L3ROAMD_LAB_BABEL_EXTRA`, lines
     /// separated by `;`, e.g. `default split-horizon false`). For experiments.
     pub babel_extra: Vec<String>,
+    /// Uplink gateways. Empty: the classic chain with the babeld-only
+    /// gateway `gw` before n1. Otherwise no classic gateway, but these
+    /// gateways, each linked to one chain node and by its uplink to `inet`.
+    pub gateways: Vec<GatewayAttachment>,
+}
+
+/// An uplink gateway of a lab: a node with an uplink to `inet` owning one client prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayAttachment {
+    /// Lab name (≤ 13 characters), e.g. `gw`.
+    pub name: String,
+    /// The chain node it has its mesh link to: 1 for n1, ...
+    pub attach_to: usize,
+    /// The client prefix `inet` routes to it.
+    pub prefix: Ipv6Prefix,
 }
 
 impl Default for LabOptions {
@@ -89,6 +123,7 @@ impl Default for LabOptions {
                         .collect()
                 })
                 .unwrap_or_default(),
+            gateways: Vec::new(),
         }
     }
 }
@@ -101,6 +136,43 @@ impl LabOptions {
             ..LabOptions::default()
         }
     }
+
+    /// The prefix lab: a chain of `nodes` nodes with gateway `gw` (prefix
+    /// A, [`PREFIX_A`]) beside n1 and `gw2` (prefix B, [`PREFIX_B`]) beside nN.
+    pub fn two_gateways(nodes: usize) -> Self {
+        LabOptions {
+            nodes,
+            gateways: vec![
+                GatewayAttachment {
+                    name: GATEWAY.into(),
+                    attach_to: 1,
+                    prefix: PREFIX_A,
+                },
+                GatewayAttachment {
+                    name: GATEWAY2.into(),
+                    attach_to: nodes,
+                    prefix: PREFIX_B,
+                },
+            ],
+            ..LabOptions::default()
+        }
+    }
+}
+
+/// What a member of the mesh is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRole {
+    /// The classic gateway before n1: babeld only, the internet address on `lo`.
+    ClassicGateway,
+    /// A mesh node of the chain.
+    Node,
+    /// A node with an uplink `up0` to `inet`, owning `prefix`.
+    UplinkGateway {
+        /// The client prefix `inet` routes to this gateway.
+        prefix: Ipv6Prefix,
+        /// The uplink's other end, in the `inet` namespace (`u-<name>`).
+        inet_iface: String,
+    },
 }
 
 /// A mesh node or the gateway: one namespace with babeld.
@@ -116,14 +188,30 @@ pub struct Node {
     pub mesh_interfaces: Vec<String>,
     /// Its directory of configuration, logs and sockets.
     pub dir: PathBuf,
-    /// MAC of its client bridge (`None` on the gateway, which has none).
+    /// MAC of its client bridge (`None` on the classic gateway, which has none).
     pub bridge_mac: Option<String>,
+    /// What it is.
+    pub role: NodeRole,
 }
 
 impl Node {
-    /// True for the gateway.
+    /// True for the classic gateway (babeld only, no clients, no daemons);
+    /// false for an uplink gateway, which is a node like the others.
     pub fn is_gateway(&self) -> bool {
-        self.name == GATEWAY
+        self.role == NodeRole::ClassicGateway
+    }
+
+    /// True for a gateway with an uplink to `inet`.
+    pub fn is_uplink_gateway(&self) -> bool {
+        matches!(self.role, NodeRole::UplinkGateway { .. })
+    }
+
+    /// The client prefix an uplink gateway owns.
+    pub fn uplink_prefix(&self) -> Option<Ipv6Prefix> {
+        match &self.role {
+            NodeRole::UplinkGateway { prefix, .. } => Some(*prefix),
+            _ => None,
+        }
     }
 
     /// Addresses this node announces into babel.
@@ -173,7 +261,8 @@ impl Node {
         self.dir.join(format!("{}.log", daemon.binary()))
     }
 
-    /// babeld's control socket.
+    /// babeld's control socket (`local-path`, a UNIX stream socket,
+    /// `/tmp/l3r-<id>/<node>/babel.sock`): the socket prefixd is given.
     pub fn babel_socket(&self) -> PathBuf {
         self.dir.join("babel.sock")
     }
@@ -192,32 +281,114 @@ pub struct Client {
     pub node_iface: String,
     /// Its MAC address (fixed, so the client is recognisable after roaming).
     pub mac: String,
-    /// Its address from the client prefix.
+    /// Its static address from the client prefix; `::` for a SLAAC client,
+    /// whose addresses come from RAs ([`Client::slaac_address`], [`Client::addresses`]).
     pub address: Ipv6Addr,
     /// The node it is attached to now.
     pub node: String,
+    /// How it got its addresses.
+    pub addressing: ClientAddressing,
+    mac_octets: [u8; 6],
+}
+
+/// How a client configures its addresses and default route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAddressing {
+    /// A static address from the client prefix, a static default route via
+    /// `fe80::1`, no DAD, no RAs accepted ([`Lab::add_client`]).
+    Static,
+    /// Everything from RAs: SLAAC (EUI-64), DAD, RA-learned default routes ([`Lab::add_slaac_client`]).
+    Slaac,
 }
 
 impl Client {
     /// The client's node-client address in `fec0::/64` (modified EUI-64 of
     /// its MAC), held by the node serving it; CLAIMs are sent there.
     pub fn node_client_address(&self) -> Option<Ipv6Addr> {
-        let m: Vec<u8> = self
-            .mac
-            .split(':')
-            .map(|o| u8::from_str_radix(o, 16).ok())
-            .collect::<Option<Vec<u8>>>()?;
-        let [a, b, c, d, e, f] = <[u8; 6]>::try_from(m).ok()?;
-        Some(Ipv6Addr::new(
-            0xfec0,
-            0,
-            0,
-            0,
-            u16::from_be_bytes([a ^ 0x02, b]),
-            u16::from_be_bytes([c, 0xff]),
-            u16::from_be_bytes([0xfe, d]),
-            u16::from_be_bytes([e, f]),
+        Some(self.slaac_address(Ipv6Prefix::new(
+            Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),
+            64,
+        )))
+    }
+
+    /// The address SLAAC forms in the /64 `prefix`: the modified EUI-64 of the MAC.
+    pub fn slaac_address(&self, prefix: Ipv6Prefix) -> Ipv6Addr {
+        prefix.with_interface_id(eui64_interface_id(self.mac_octets))
+    }
+
+    /// The client's link-local address (`fe80::` + EUI-64 of its MAC).
+    pub fn link_local(&self) -> Ipv6Addr {
+        self.slaac_address(Ipv6Prefix::new(
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+            64,
         ))
+    }
+
+    /// The MAC as octets.
+    pub fn mac_octets(&self) -> [u8; 6] {
+        self.mac_octets
+    }
+
+    /// The IPv6 addresses of its interface with lifetimes and DAD state.
+    pub fn addresses(&self) -> Result<Vec<ClientAddress>> {
+        let json = self.ip(&["-j", "-6", "addr", "show", "dev", &self.iface])?;
+        netns_mod::parse_addresses(&json, &self.iface)
+    }
+
+    /// Its default routes (for a SLAAC client those learned from RAs, `proto ra`).
+    pub fn default_routes(&self) -> Result<Vec<Route>> {
+        Ok(self
+            .netns
+            .routes()?
+            .into_iter()
+            .filter(|r| r.dst == "default")
+            .collect())
+    }
+
+    /// Waits until the client has an address in `prefix` that passed DAD
+    /// and, if `preferred`, is preferred (not deprecated); returns it.
+    pub fn wait_for_address(
+        &self,
+        prefix: Ipv6Prefix,
+        preferred: bool,
+        timeout: Duration,
+    ) -> Result<ClientAddress> {
+        let what = if preferred { "a preferred" } else { "an" };
+        wait::until(
+            &format!("{what} address in {prefix} on {}", self.name),
+            timeout,
+            || {
+                let addrs = self.addresses()?;
+                let found = addrs.iter().find(|a| {
+                    prefix.contains(a.addr)
+                        && !a.tentative
+                        && !a.dad_failed
+                        && (!preferred || a.is_preferred())
+                });
+                Ok(match found {
+                    Some(a) => Check::Ready(a.clone()),
+                    None => Check::Pending(format!("addresses: {addrs:?}")),
+                })
+            },
+        )
+    }
+
+    /// Sends a router solicitation from its link-local address and waits up
+    /// to `timeout` for the first RA on its interface: how long it took and
+    /// the RA, or `None` if no router answered (or advertised) in time.
+    pub fn solicit_router(&self, timeout: Duration) -> Result<Option<(Duration, NdMessage)>> {
+        ra::solicit_router(
+            &self.netns.path(),
+            &self.iface,
+            self.mac_octets,
+            self.link_local(),
+            timeout,
+        )
+    }
+
+    /// Every RA arriving on its interface during `duration` (solicited or not).
+    pub fn capture_ras(&self, duration: Duration) -> Result<Vec<NdMessage>> {
+        ra::capture_ras(&self.netns.path(), &self.iface, duration)
     }
 
     /// Runs `args` inside the client's namespace.
@@ -246,8 +417,10 @@ pub struct Lab {
     dir: PathBuf,
     ip: PathBuf,
     options: LabOptions,
-    /// Gateway first, then n1..nN.
+    /// The classic gateway (if any), then n1..nN, then the uplink gateways.
     members: Vec<Node>,
+    /// The internet of a lab with uplink gateways.
+    inet: Option<Netns>,
     clients: Vec<Client>,
     created: Vec<Netns>,
     babeld: Vec<ManagedProcess>,
@@ -267,6 +440,7 @@ impl Lab {
                 options.nodes
             )));
         }
+        check_gateways(&options)?;
         let ip = cmd::tool("ip")?;
         let (id, dir) = claim_lab_dir()?;
         let mut lab = Lab {
@@ -275,6 +449,7 @@ impl Lab {
             ip,
             options,
             members: Vec::new(),
+            inet: None,
             clients: Vec::new(),
             created: Vec::new(),
             babeld: Vec::new(),
@@ -310,14 +485,47 @@ impl Lab {
         &self.options
     }
 
-    /// The gateway.
+    /// The classic gateway; in a lab with uplink gateways the first of those.
     pub fn gateway(&self) -> &Node {
-        &self.members[0]
+        self.members
+            .iter()
+            .find(|m| m.is_gateway())
+            .or_else(|| self.gateways().first())
+            .unwrap_or(&self.members[0])
     }
 
-    /// The mesh nodes n1..nN.
+    /// The mesh nodes n1..nN (no gateway).
     pub fn nodes(&self) -> &[Node] {
-        &self.members[1..]
+        self.members_where(|m| m.role == NodeRole::Node)
+    }
+
+    /// The uplink gateways, in the order of [`LabOptions::gateways`].
+    pub fn gateways(&self) -> &[Node] {
+        self.members_where(Node::is_uplink_gateway)
+    }
+
+    /// The `inet` namespace of a lab with uplink gateways.
+    pub fn inet(&self) -> Option<&Netns> {
+        self.inet.as_ref()
+    }
+
+    /// The members that run our daemons: every node and uplink gateway.
+    fn daemon_members(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| !m.is_gateway())
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// The (contiguous: members are kept grouped by role) members matching `f`.
+    fn members_where(&self, f: impl Fn(&Node) -> bool) -> &[Node] {
+        let first = self.members.iter().position(&f);
+        let last = self.members.iter().rposition(&f);
+        match (first, last) {
+            (Some(a), Some(b)) => &self.members[a..=b],
+            _ => &[],
+        }
     }
 
     /// The gateway and all nodes.
@@ -346,10 +554,13 @@ impl Lab {
             .ok_or_else(|| Error::Usage(format!("no client {name} in lab {}", self.id)))
     }
 
-    /// The namespace of a node, the gateway or a client, by lab name.
+    /// The namespace of a node, a gateway, a client or `inet`, by lab name.
     pub fn netns(&self, name: &str) -> Result<&Netns> {
         if let Ok(node) = self.node(name) {
             return Ok(&node.netns);
+        }
+        if let (INET, Some(inet)) = (name, &self.inet) {
+            return Ok(inet);
         }
         self.client(name).map(|c| &c.netns)
     }
@@ -372,48 +583,169 @@ impl Lab {
     }
 
     fn build_chain(&mut self) -> Result<()> {
-        let names: Vec<String> = std::iter::once(GATEWAY.to_string())
-            .chain((1..=self.options.nodes).map(|i| format!("n{i}")))
-            .collect();
-        for (i, name) in names.iter().enumerate() {
-            let netns = self.create_netns(name)?;
+        let classic = self.options.gateways.is_empty();
+        let mut plan: Vec<(String, Ipv6Addr, NodeRole)> = Vec::new();
+        if classic {
+            plan.push((
+                GATEWAY.to_string(),
+                GATEWAY_NODE_ADDRESS,
+                NodeRole::ClassicGateway,
+            ));
+        }
+        for i in 1..=self.options.nodes {
+            plan.push((format!("n{i}"), crate::node_address(i), NodeRole::Node));
+        }
+        for (k, g) in self.options.gateways.iter().enumerate() {
+            plan.push((
+                g.name.clone(),
+                crate::gateway_node_address(k),
+                NodeRole::UplinkGateway {
+                    prefix: g.prefix,
+                    inet_iface: format!("u-{}", g.name),
+                },
+            ));
+        }
+        for (name, address, role) in plan {
+            let netns = self.create_netns(&name)?;
             netns.sysctls(&[
                 ("net.ipv6.conf.all.forwarding", "1"),
                 ("net.ipv6.conf.all.accept_dad", "0"),
                 ("net.ipv6.conf.default.accept_dad", "0"),
             ])?;
-            let dir = self.dir.join(name);
+            let dir = self.dir.join(&name);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            let address = if i == 0 {
-                GATEWAY_NODE_ADDRESS
-            } else {
-                crate::node_address(i)
-            };
             self.members.push(Node {
-                name: name.clone(),
+                name,
                 netns,
                 address,
                 mesh_interfaces: Vec::new(),
                 dir,
                 bridge_mac: None,
+                role,
             });
         }
-        for i in 0..self.members.len() - 1 {
-            self.link_mesh(i, i + 1)?;
+        let node_index = |lab: &Lab, i: usize| {
+            lab.members
+                .iter()
+                .position(|m| m.name == format!("n{i}"))
+                .ok_or_else(|| Error::Usage(format!("no node n{i}")))
+        };
+        if classic {
+            for i in 0..self.members.len() - 1 {
+                self.link_mesh(i, i + 1)?;
+            }
+        } else {
+            for i in 1..self.options.nodes {
+                let (a, b) = (node_index(self, i)?, node_index(self, i + 1)?);
+                self.link_mesh(a, b)?;
+            }
+            for g in self.options.gateways.clone() {
+                let gw = self
+                    .members
+                    .iter()
+                    .position(|m| m.name == g.name)
+                    .ok_or_else(|| Error::Usage(format!("no gateway {}", g.name)))?;
+                let node = node_index(self, g.attach_to)?;
+                self.link_mesh(gw, node)?;
+            }
         }
         for i in 0..self.members.len() {
             let node = &self.members[i];
             for addr in node.announced_addresses() {
                 node.ip(&["-6", "addr", "add", &format!("{addr}/128"), "dev", "lo"])?;
             }
-            if i > 0 {
-                let mac = format!("02:4e:42:00:00:{i:02x}");
+            if !node.is_gateway() {
+                // n<i> keeps the MAC of the classic chain; gateways count down from ff.
+                let octet = node.address.octets()[15];
+                let mac = format!("02:4e:42:00:00:{octet:02x}");
                 add_client_bridge(node, &mac)?;
                 self.members[i].bridge_mac = Some(mac);
             }
         }
+        if !classic {
+            self.build_inet()?;
+        }
         self.wait_mesh_links_ready(LINK_READY_TIMEOUT)
+    }
+
+    /// The `inet` namespace with the internet host on `lo` and an uplink
+    /// to every uplink gateway, which routes its prefix there.
+    fn build_inet(&mut self) -> Result<()> {
+        let inet = self.create_netns(INET)?;
+        self.inet = Some(inet.clone());
+        inet.sysctls(&[
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+        ])?;
+        inet.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{INTERNET_HOST}/128"),
+            "dev",
+            "lo",
+        ])?;
+        for gw in self.gateways().to_vec() {
+            let NodeRole::UplinkGateway { prefix, inet_iface } = &gw.role else {
+                continue;
+            };
+            check_ifname(inet_iface)?;
+            cmd::run(
+                &self.ip,
+                &[
+                    "link",
+                    "add",
+                    UPLINK_IFACE,
+                    "netns",
+                    gw.netns.name(),
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    inet_iface,
+                    "netns",
+                    inet.name(),
+                ],
+            )?;
+            for (ns, iface, addr) in [
+                (&gw.netns, UPLINK_IFACE, UPLINK_GATEWAY_ADDRESS),
+                (&inet, inet_iface.as_str(), UPLINK_INET_ADDRESS),
+            ] {
+                ns.ip(&[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{addr}/64"),
+                    "dev",
+                    iface,
+                    "nodad",
+                ])?;
+                ns.ip(&["link", "set", iface, "up"])?;
+            }
+            gw.ip(&[
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &UPLINK_INET_ADDRESS.to_string(),
+                "dev",
+                UPLINK_IFACE,
+            ])?;
+            inet.ip(&[
+                "-6",
+                "route",
+                "add",
+                &prefix.to_string(),
+                "via",
+                &UPLINK_GATEWAY_ADDRESS.to_string(),
+                "dev",
+                inet_iface,
+            ])?;
+        }
+        Ok(())
     }
 
     /// Waits until every mesh interface is operationally up with a link-local address.
@@ -480,7 +812,46 @@ impl Lab {
     /// `fddd:1::<100+k>` (hex), a default route via `fe80::1`, no DAD, and
     /// keeps its address when its link goes down (like a Wi-Fi station).
     pub fn add_client(&mut self, name: &str, node: &str) -> Result<&Client> {
-        if self.clients.iter().any(|c| c.name == name) || self.node(name).is_ok() {
+        self.plug_client(name, node, ClientAddressing::Static)
+    }
+
+    /// Adds client `name` (≤ 13 characters) plugged into `node`'s client
+    /// bridge that configures itself from router advertisements, as a phone
+    /// does: no static address or route; RAs accepted (forwarding off),
+    /// SLAAC with EUI-64 interface identifiers (`addr_gen_mode` 0, so
+    /// [`Client::slaac_address`] predicts its addresses), DAD on, addresses
+    /// kept when the link goes down (like a Wi-Fi station). Returns once its
+    /// link-local address has passed DAD, so it can solicit routers.
+    pub fn add_slaac_client(&mut self, name: &str, node: &str) -> Result<&Client> {
+        self.plug_client(name, node, ClientAddressing::Slaac)?;
+        let c = self.client(name)?.clone();
+        let link_local = c.link_local();
+        wait::until(
+            &format!("{name}'s link-local address {link_local} through DAD"),
+            LINK_READY_TIMEOUT,
+            || {
+                let addrs = c.addresses()?;
+                Ok(
+                    match addrs.iter().find(|a| a.addr == link_local && !a.tentative) {
+                        Some(a) if a.dad_failed => {
+                            return Err(Error::Usage(format!("DAD failed for {link_local}")))
+                        }
+                        Some(_) => Check::Ready(()),
+                        None => Check::Pending(format!("addresses: {addrs:?}")),
+                    },
+                )
+            },
+        )?;
+        self.client(name)
+    }
+
+    fn plug_client(
+        &mut self,
+        name: &str,
+        node: &str,
+        addressing: ClientAddressing,
+    ) -> Result<&Client> {
+        if self.clients.iter().any(|c| c.name == name) || self.node(name).is_ok() || name == INET {
             return Err(Error::Usage(format!("name {name} already used in the lab")));
         }
         let node_ns = self.node(node)?.netns.clone();
@@ -496,14 +867,28 @@ impl Lab {
         let node_iface = format!("c-{name}");
         check_ifname(&node_iface)?;
         let netns = self.create_netns(name)?;
+        // `default` applies to eth0, which is created below.
+        let dad = match addressing {
+            ClientAddressing::Static => "0",
+            ClientAddressing::Slaac => "1",
+        };
         netns.sysctls(&[
-            ("net.ipv6.conf.all.accept_dad", "0"),
-            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.all.accept_dad", dad),
+            ("net.ipv6.conf.default.accept_dad", dad),
             ("net.ipv6.conf.all.keep_addr_on_down", "1"),
             ("net.ipv6.conf.default.keep_addr_on_down", "1"),
         ])?;
+        if addressing == ClientAddressing::Slaac {
+            netns.sysctls(&[
+                ("net.ipv6.conf.all.forwarding", "0"),
+                ("net.ipv6.conf.default.forwarding", "0"),
+                ("net.ipv6.conf.default.accept_ra", "1"),
+                ("net.ipv6.conf.default.autoconf", "1"),
+                ("net.ipv6.conf.default.addr_gen_mode", "0"),
+            ])?;
+        }
+        let mac_octets = [0x02, 0xc1, 0, 0, 0, k as u8];
         let mac = format!("02:c1:00:00:00:{k:02x}");
-        let address = Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x100 + k as u16);
         cmd::run(
             &self.ip,
             &[
@@ -524,17 +909,34 @@ impl Lab {
             ],
         )?;
         attach_bridge_port(&node_ns, &node_iface)?;
+        let address = match addressing {
+            ClientAddressing::Static => Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x100 + k as u16),
+            ClientAddressing::Slaac => {
+                let conf = |key: &str| format!("net.ipv6.conf.{CLIENT_IFACE}.{key}");
+                netns.sysctls(&[
+                    (&conf("forwarding"), "0"),
+                    (&conf("accept_ra"), "1"),
+                    (&conf("autoconf"), "1"),
+                    (&conf("addr_gen_mode"), "0"),
+                    (&conf("accept_dad"), "1"),
+                    (&conf("keep_addr_on_down"), "1"),
+                ])?;
+                Ipv6Addr::UNSPECIFIED
+            }
+        };
         netns.ip(&["link", "set", CLIENT_IFACE, "up"])?;
-        netns.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{address}/64"),
-            "dev",
-            CLIENT_IFACE,
-            "nodad",
-        ])?;
-        set_client_default_route(&netns)?;
+        if addressing == ClientAddressing::Static {
+            netns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{address}/64"),
+                "dev",
+                CLIENT_IFACE,
+                "nodad",
+            ])?;
+            set_client_default_route(&netns)?;
+        }
         self.clients.push(Client {
             name: name.to_string(),
             netns,
@@ -543,6 +945,8 @@ impl Lab {
             mac,
             address,
             node: node.to_string(),
+            addressing,
+            mac_octets,
         });
         self.client(name)
     }
@@ -619,6 +1023,13 @@ impl Lab {
         from_ns.ip(&["link", "set", &c.node_iface, "netns", to_ns.name()])?;
         attach_bridge_port(&to_ns, &c.node_iface)?;
         c.ip(&["link", "set", &c.iface, "up"])?;
+        if c.addressing == ClientAddressing::Slaac {
+            // Routes come back with the next RA.
+            if let Some(entry) = self.clients.iter_mut().find(|x| x.name == client) {
+                entry.node = to_node.to_string();
+            }
+            return Ok(());
+        }
         // keep_addr_on_down keeps the address; routes through the link are
         // flushed on down, so the default route is set again.
         let addrs = c.ip(&["-6", "addr", "show", "dev", &c.iface, "scope", "global"])?;
@@ -642,7 +1053,7 @@ impl Lab {
 
     // ===== babeld =====
 
-    /// Starts babeld on the gateway and every node.
+    /// Starts babeld on every member (gateways and nodes).
     pub fn start_babel(&mut self) -> Result<()> {
         let babeld = cmd::tool("babeld")?;
         for i in 0..self.members.len() {
@@ -658,9 +1069,8 @@ impl Lab {
                 },
                 interfaces: node.mesh_interfaces.clone(),
                 hello_interval: self.options.hello_interval,
-                client_prefixes: vec![CLIENT_PREFIX.into()],
+                route_protocol: crate::daemons::ROUTE_PROTOCOL,
                 handover_protocol: crate::daemons::HANDOVER_PROTOCOL,
-                node_client_prefix: NODE_CLIENT_PREFIX.into(),
                 node_address_prefix: NODE_ADDRESS_PREFIX.into(),
                 local_path: node.babel_socket(),
                 router_id: Some(self.router_id(i)),
@@ -693,8 +1103,11 @@ impl Lab {
     /// Routes the client prefix from the gateway ("the internet") to the
     /// first node, as an upstream routes a mesh's prefix to its gateway
     /// node: babel never carries the catch-all /64 itself.
+    /// Nothing to do in a lab with uplink gateways.
     pub fn route_client_prefix_from_gateway(&self) -> Result<()> {
-        let gateway = self.gateway();
+        let Some(gateway) = self.members.iter().find(|m| m.is_gateway()) else {
+            return Ok(());
+        };
         let Some(first) = self.members.iter().find(|m| !m.is_gateway()) else {
             return Ok(());
         };
@@ -834,7 +1247,7 @@ impl Lab {
     pub fn daemon_config(&self, node: &str) -> Result<DaemonConfig> {
         let n = self.node(node)?;
         if n.is_gateway() {
-            return Err(Error::Usage("the gateway runs babeld only".into()));
+            return Err(Error::Usage("the classic gateway runs babeld only".into()));
         }
         Ok(DaemonConfig::new(
             &n.dir,
@@ -849,23 +1262,23 @@ impl Lab {
         self.start_daemons_with(node, launch, &config)
     }
 
-    /// Starts the five daemons on every node (not the gateway).
+    /// Starts the five daemons on every node and uplink gateway (not on the classic gateway).
     pub fn start_all_daemons(&mut self, launch: Launch) -> Result<()> {
-        let names: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        let names = self.daemon_members();
         for name in names {
             self.start_daemons(&name, launch)?;
         }
         Ok(())
     }
 
-    /// Starts the five daemons on every node with the lab's configuration
-    /// changed by `settings` (`(section, key, value)`, values in TOML).
+    /// Starts the five daemons on every node and uplink gateway with the lab's
+    /// configuration changed by `settings` (`(section, key, value)`, values in TOML).
     pub fn start_all_daemons_with(
         &mut self,
         launch: Launch,
         settings: &[(&str, &str, &str)],
     ) -> Result<()> {
-        let names: Vec<String> = self.nodes().iter().map(|n| n.name.clone()).collect();
+        let names = self.daemon_members();
         for name in names {
             let mut config = self.daemon_config(&name)?;
             for (section, key, value) in settings {
@@ -1008,7 +1421,7 @@ impl Lab {
     pub fn kill_node(&mut self, node: &str) -> Result<()> {
         let n = self.node(node)?;
         if n.is_gateway() {
-            return Err(Error::Usage("the gateway cannot be killed".into()));
+            return Err(Error::Usage("the classic gateway cannot be killed".into()));
         }
         let babeld_name = format!("{node}/babeld");
         let mut first_error = None;
@@ -1096,6 +1509,133 @@ impl Lab {
             interval,
             Duration::from_secs(1),
         )
+    }
+
+    /// Pings `addr` from the namespace `from` with requests from its address
+    /// `source` (a client's A or B address picks the gateway).
+    pub fn ping_from(
+        &self,
+        from: &str,
+        source: Ipv6Addr,
+        addr: Ipv6Addr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<PingResult> {
+        if count > u32::from(u16::MAX) {
+            return Err(Error::Usage("at most 65535 echo requests per ping".into()));
+        }
+        let ns = self.netns(from)?;
+        ping::ping_from(
+            &ns.path(),
+            addr,
+            source,
+            count,
+            interval,
+            Duration::from_secs(1),
+        )
+    }
+
+    // ===== router advertisements by hand =====
+
+    /// A sender of ND messages from `node`'s next-node router (`fe80::1`
+    /// on `local-node`, MAC [`NEXT_NODE_MAC`]), where the node's RAs come from.
+    pub fn next_node_sender(&self, node: &str) -> Result<NdSender> {
+        let n = self.node(node)?;
+        if n.bridge_mac.is_none() {
+            return Err(Error::Usage(format!("{node} has no client bridge")));
+        }
+        NdSender::open(&n.netns.path(), NEXT_NODE_IFACE, NEXT_NODE_ADDRESS)
+    }
+
+    /// Sends one unsolicited RA to `ff02::1` from `node`'s next-node router
+    /// with `router_lifetime` and `prefixes`: what prefixd will do, by hand.
+    pub fn advertise_by_hand(
+        &self,
+        node: &str,
+        router_lifetime: u16,
+        prefixes: &[PrefixInformation],
+    ) -> Result<()> {
+        let mac = crate::prefix::parse_mac(NEXT_NODE_MAC)
+            .ok_or_else(|| Error::Usage(format!("bad MAC {NEXT_NODE_MAC}")))?;
+        self.next_node_sender(node)?.send(
+            ra::ALL_NODES,
+            &ra::router_advertisement(router_lifetime, mac, prefixes),
+        )
+    }
+
+    /// Starts capturing the router solicitations `client` sends, at the
+    /// node end of its link (its bridge port on the node it is attached to).
+    pub fn capture_solicitations(&self, client: &str) -> Result<NdCapture> {
+        let c = self.client(client)?;
+        let n = self.node(&c.node)?;
+        NdCapture::open(&n.netns.path(), &c.node_iface, ra::ROUTER_SOLICITATION)
+    }
+
+    // ===== uplinks =====
+
+    /// The uplink gateway `gw` with its uplink's `inet` end and `inet`.
+    fn uplink(&self, gw: &str) -> Result<(&Node, &str, &Netns)> {
+        let node = self.node(gw)?;
+        let NodeRole::UplinkGateway { inet_iface, .. } = &node.role else {
+            return Err(Error::Usage(format!("{gw} is not an uplink gateway")));
+        };
+        let inet = self
+            .inet
+            .as_ref()
+            .ok_or_else(|| Error::Usage(format!("lab {} has no inet", self.id)))?;
+        Ok((node, inet_iface, inet))
+    }
+
+    /// What prefixd on gateway `gw` will do for its prefix, by hand:
+    /// `ip -6 route add default from PREFIX via <inet> dev up0 proto 160`.
+    pub fn install_gateway_route_by_hand(&self, gw: &str, prefix: Ipv6Prefix) -> Result<()> {
+        self.gateway_route_by_hand("add", gw, prefix)
+    }
+
+    /// Takes the route of [`Lab::install_gateway_route_by_hand`] away again.
+    pub fn remove_gateway_route_by_hand(&self, gw: &str, prefix: Ipv6Prefix) -> Result<()> {
+        self.gateway_route_by_hand("del", gw, prefix)
+    }
+
+    fn gateway_route_by_hand(&self, verb: &str, gw: &str, prefix: Ipv6Prefix) -> Result<()> {
+        let (node, _, _) = self.uplink(gw)?;
+        node.ip(&[
+            "-6",
+            "route",
+            verb,
+            "default",
+            "from",
+            &prefix.to_string(),
+            "via",
+            &UPLINK_INET_ADDRESS.to_string(),
+            "dev",
+            UPLINK_IFACE,
+            "proto",
+            &PREFIX_PROTOCOL_FIRST.to_string(),
+        ])
+        .map(|_| ())
+    }
+
+    /// Gives gateway `gw`'s uplink carrier (`up`) or takes it away as a
+    /// failing link does: the `inet` end goes down, so `up0` stays
+    /// administratively up with its addresses and routes but sees NO-CARRIER.
+    pub fn uplink_carrier(&self, gw: &str, up: bool) -> Result<()> {
+        let (_, inet_iface, inet) = self.uplink(gw)?;
+        inet.ip(&["link", "set", inet_iface, if up { "up" } else { "down" }])
+            .map(|_| ())
+    }
+
+    /// Packet and byte counters of gateway `gw`'s uplink, at its `inet` end:
+    /// `rx` is what came from the gateway (toward the internet).
+    pub fn uplink_counters(&self, gw: &str) -> Result<UplinkCounters> {
+        let (_, inet_iface, inet) = self.uplink(gw)?;
+        let json = inet.ip(&["-j", "-s", "link", "show", "dev", inet_iface])?;
+        parse_link_counters(&json)
+    }
+
+    /// Packets that reached `inet` from gateway `gw` (see [`Lab::uplink_counters`]).
+    pub fn uplink_rx_packets(&self, gw: &str) -> Result<u64> {
+        Ok(self.uplink_counters(gw)?.rx_packets)
     }
 
     /// The unicast routes of `node` to `addr/128`, of any protocol.
@@ -1195,10 +1735,19 @@ impl Lab {
         wait::until(&format!("{addrs:?} served by {serving}"), timeout, || {
             let tables = self.route_tables()?;
             let mut wrong = Vec::new();
+            let classic: Vec<&str> = self
+                .members
+                .iter()
+                .filter(|m| m.is_gateway())
+                .map(|m| m.name.as_str())
+                .collect();
             for addr in addrs {
                 let audit = Audit::new(*addr, tables.clone());
                 wrong.extend(audit.problems(&expect));
-                for t in tables.iter().filter(|t| t.node != GATEWAY) {
+                for t in tables
+                    .iter()
+                    .filter(|t| !classic.contains(&t.node.as_str()))
+                {
                     let n = t
                         .routes
                         .iter()
@@ -1232,6 +1781,13 @@ impl Lab {
                 Err(e) => out.push_str(&format!("(cannot list routes: {e})\n")),
             }
         }
+        if let Some(inet) = &self.inet {
+            out.push_str(&format!("--- {INET} ({}) ip -6 route:\n", inet.name()));
+            match inet.ip(&["-6", "route", "show"]) {
+                Ok(routes) => out.push_str(&routes),
+                Err(e) => out.push_str(&format!("(cannot list routes: {e})\n")),
+            }
+        }
         let processes = self
             .babeld
             .iter()
@@ -1245,9 +1801,13 @@ impl Lab {
             ));
         }
         for c in &self.clients {
+            let address = match c.addressing {
+                ClientAddressing::Static => c.address.to_string(),
+                ClientAddressing::Slaac => "SLAAC".into(),
+            };
             out.push_str(&format!(
-                "--- client {} on {} ({}, {})\n",
-                c.name, c.node, c.address, c.mac
+                "--- client {} on {} ({address}, {})\n",
+                c.name, c.node, c.mac
             ));
         }
         out
@@ -1400,6 +1960,71 @@ fn set_client_default_route(netns: &Netns) -> Result<()> {
         .map(|_| ())
 }
 
+/// Packet and byte counters of one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UplinkCounters {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// The counters of the one interface in `ip -j -s link show dev X` output.
+fn parse_link_counters(json: &str) -> Result<UplinkCounters> {
+    let what = "`ip -j -s link` output";
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::parse(what, format!("{e}: {json}")))?;
+    let stats = value
+        .get(0)
+        .and_then(|l| l.get("stats64").or_else(|| l.get("stats")))
+        .ok_or_else(|| Error::parse(what, format!("no stats64 in {json}")))?;
+    let n = |dir: &str, key: &str| {
+        stats
+            .get(dir)
+            .and_then(|d| d.get(key))
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| Error::parse(what, format!("no {dir}.{key} in {json}")))
+    };
+    Ok(UplinkCounters {
+        rx_packets: n("rx", "packets")?,
+        tx_packets: n("tx", "packets")?,
+        rx_bytes: n("rx", "bytes")?,
+        tx_bytes: n("tx", "bytes")?,
+    })
+}
+
+/// Refuses gateway attachments the lab cannot build.
+fn check_gateways(options: &LabOptions) -> Result<()> {
+    let mut names: Vec<&str> = Vec::new();
+    for g in &options.gateways {
+        let taken = names.contains(&g.name.as_str())
+            || g.name == INET
+            || g.name
+                .strip_prefix('n')
+                .is_some_and(|i| i.parse::<usize>().is_ok());
+        if taken {
+            return Err(Error::Usage(format!("gateway name {} is taken", g.name)));
+        }
+        check_ifname(&format!("m-{}", g.name))?;
+        check_ifname(&format!("u-{}", g.name))?;
+        if g.attach_to == 0 || g.attach_to > options.nodes {
+            return Err(Error::Usage(format!(
+                "gateway {} attaches to n{}, but the chain has n1..n{}",
+                g.name, g.attach_to, options.nodes
+            )));
+        }
+        names.push(&g.name);
+    }
+    if options.gateways.len() > 32 {
+        return Err(Error::Usage("at most 32 uplink gateways".into()));
+    }
+    Ok(())
+}
+
 fn check_ifname(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 15 {
         return Err(Error::Usage(format!(
@@ -1411,4 +2036,47 @@ fn check_ifname(name: &str) -> Result<()> {
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_counters_are_read_from_stats64() {
+        let json = r#"[{"ifindex":3,"ifname":"u-gw","stats64":{"rx":{"bytes":426,"packets":5,"errors":0},"tx":{"bytes":516,"packets":6,"errors":0}}}]"#;
+        let c = parse_link_counters(json).expect("counters");
+        assert_eq!(
+            c,
+            UplinkCounters {
+                rx_packets: 5,
+                tx_packets: 6,
+                rx_bytes: 426,
+                tx_bytes: 516
+            }
+        );
+        assert!(parse_link_counters("[]").is_err());
+        assert!(parse_link_counters(r#"[{"stats64":{"rx":{}}}]"#).is_err());
+    }
+
+    #[test]
+    fn gateway_attachments_are_checked() {
+        let ok = LabOptions::two_gateways(3);
+        assert!(check_gateways(&ok).is_ok());
+        assert_eq!(ok.gateways[1].attach_to, 3);
+        assert_eq!(ok.gateways[0].prefix, PREFIX_A);
+        let mut far = ok.clone();
+        far.gateways[1].attach_to = 4;
+        assert!(check_gateways(&far).is_err());
+        let mut twice = ok.clone();
+        twice.gateways[1].name = GATEWAY.into();
+        assert!(check_gateways(&twice).is_err());
+        let mut node_name = ok.clone();
+        node_name.gateways[0].name = "n2".into();
+        assert!(check_gateways(&node_name).is_err());
+        let mut long = ok;
+        long.gateways[0].name = "a-very-long-name".into();
+        assert!(check_gateways(&long).is_err());
+        assert!(check_gateways(&LabOptions::chain(2)).is_ok());
+    }
 }

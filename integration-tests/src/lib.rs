@@ -3,7 +3,9 @@
 //! A [`Lab`] builds a chain of mesh nodes (one network namespace each, veth
 //! links, a real babeld per node), a gateway namespace standing for the
 //! internet, client bridges carrying the shared next-node router, client
-//! namespaces, and runs our five daemons per node. Tests, the demo
+//! namespaces, and runs our five daemons per node. For client-prefix tests
+//! it builds gateways instead ([`LabOptions::two_gateways`]): nodes with an
+//! uplink to an `inet` namespace, each owning one prefix. Tests, the demo
 //! (`l3roamd-demo`) and the benchmarks all drive the mesh through it.
 //!
 //! Waiting is always by observation with a bound ([`wait`]); teardown happens
@@ -22,7 +24,9 @@ pub mod error;
 pub mod lab;
 pub mod netns;
 pub mod ping;
+pub mod prefix;
 pub mod process;
+pub mod ra;
 pub mod roam;
 pub mod routes;
 pub mod wait;
@@ -35,9 +39,13 @@ pub use daemons::{
     Launch,
 };
 pub use error::{Error, Result};
-pub use lab::{Client, Lab, LabOptions, Node};
-pub use netns::Netns;
+pub use lab::{
+    Client, ClientAddressing, GatewayAttachment, Lab, LabOptions, Node, NodeRole, UplinkCounters,
+};
+pub use netns::{ClientAddress, Netns};
 pub use ping::{IcmpError, LivePing, PingResult, PingRun};
+pub use prefix::Ipv6Prefix;
+pub use ra::{NdCapture, NdMessage, NdSender, PrefixInformation};
 pub use routes::Route;
 
 /// Lab name of the gateway namespace.
@@ -60,12 +68,39 @@ pub const NEXT_NODE_MAC: &str = "02:4e:4e:00:00:01";
 pub const CLIENT_BRIDGE: &str = "br-client";
 /// The next-node macvlan on top of the client bridge.
 pub const NEXT_NODE_IFACE: &str = "local-node";
+/// Lab name of the "internet" namespace of a gateway lab ([`LabOptions::two_gateways`]).
+pub const INET: &str = "inet";
+/// Lab name of the second gateway of [`LabOptions::two_gateways`].
+pub const GATEWAY2: &str = "gw2";
+/// Client prefix A, owned by gateway `gw`.
+pub const PREFIX_A: Ipv6Prefix =
+    Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 0), 64);
+/// Client prefix B, owned by gateway `gw2`.
+pub const PREFIX_B: Ipv6Prefix =
+    Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, 0xb, 0, 0, 0, 0, 0), 64);
+/// The internet host, on `lo` of the `inet` namespace of a gateway lab.
+pub const INTERNET_HOST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+/// A gateway's uplink interface (toward `inet`).
+pub const UPLINK_IFACE: &str = "up0";
+/// The `inet` end's link-local address on every uplink: the gateways' default router.
+pub const UPLINK_INET_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0x1, 0x1);
+/// A gateway's link-local address on its uplink: where `inet` routes the gateway's prefix.
+pub const UPLINK_GATEWAY_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0x1, 0x2);
+/// The first of the route protocols prefixd installs source-specific default routes with (160..=167).
+pub const PREFIX_PROTOCOL_FIRST: u8 = 160;
+/// The babel metric each prefixd route protocol 160..=167 is announced with.
+pub const PREFIX_PROTOCOL_METRICS: [u32; 8] = [0, 64, 128, 256, 512, 1024, 2048, 4096];
 /// Set to `1` to keep the lab directory (configs, logs) after teardown.
 pub const KEEP_ENV: &str = "L3ROAMD_LAB_KEEP";
 
 /// The node address of node `nI` (`fdff::I`, I printed in hex by IPv6 notation).
 pub fn node_address(index: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfdff, 0, 0, 0, 0, 0, 0, index as u16)
+}
+
+/// The node address of the k-th uplink gateway (k from 0): `fdff::ff`, `fdff::fe`, ...
+pub fn gateway_node_address(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfdff, 0, 0, 0, 0, 0, 0, 0xff - (k as u16 & 0x3f))
 }
 
 /// What the lab needs that this machine lacks (empty when all is there).

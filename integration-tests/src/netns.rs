@@ -194,6 +194,87 @@ pub fn parse_interfaces(json: &str) -> Result<Vec<Interface>> {
     Ok(out)
 }
 
+/// The lifetime `ip -j` prints for "forever".
+const FOREVER: u64 = u32::MAX as u64;
+
+/// One IPv6 address of an interface, with its lifetimes and DAD state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// Seconds it stays preferred; `None` is forever.
+    pub preferred_lft: Option<u32>,
+    /// Seconds it stays valid; `None` is forever.
+    pub valid_lft: Option<u32>,
+    /// Deprecated (preferred lifetime over): kept for existing flows, not chosen as a source.
+    pub deprecated: bool,
+    /// Still in duplicate address detection.
+    pub tentative: bool,
+    /// Duplicate address detection failed.
+    pub dad_failed: bool,
+    /// Configured from an RA (autoconf), not by hand.
+    pub dynamic: bool,
+}
+
+impl ClientAddress {
+    /// True if the address may be used as a source for new flows.
+    pub fn is_preferred(&self) -> bool {
+        !self.deprecated && !self.tentative && !self.dad_failed && self.preferred_lft != Some(0)
+    }
+}
+
+/// The IPv6 addresses of `iface` in the JSON printed by `ip -j -6 addr show`.
+pub fn parse_addresses(json: &str, iface: &str) -> Result<Vec<ClientAddress>> {
+    let what = "`ip -j -6 addr` output";
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| Error::parse(what, format!("{e}: {json}")))?;
+    let entries = value
+        .as_array()
+        .ok_or_else(|| Error::parse(what, format!("not a JSON array: {json}")))?;
+    let mut out = Vec::new();
+    let infos = entries
+        .iter()
+        .filter(|e| e.get("ifname").and_then(Value::as_str) == Some(iface))
+        .filter_map(|e| e.get("addr_info").and_then(Value::as_array))
+        .flatten();
+    for info in infos {
+        if info.get("family").and_then(Value::as_str) != Some("inet6") {
+            continue;
+        }
+        let flag = |k: &str| info.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let lifetime = |k: &str| match info.get(k).and_then(Value::as_u64) {
+            None | Some(FOREVER..) => None,
+            Some(s) => u32::try_from(s).ok(),
+        };
+        let local = info
+            .get("local")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::parse(what, format!("address without local: {info}")))?;
+        out.push(ClientAddress {
+            addr: local
+                .parse()
+                .map_err(|_| Error::parse(what, format!("bad address {local:?} on {iface}")))?,
+            prefix_len: info
+                .get("prefixlen")
+                .and_then(Value::as_u64)
+                .and_then(|l| u8::try_from(l).ok())
+                .ok_or_else(|| Error::parse(what, format!("bad prefixlen in {info}")))?,
+            preferred_lft: lifetime("preferred_life_time"),
+            valid_lft: lifetime("valid_life_time"),
+            deprecated: flag("deprecated"),
+            tentative: flag("tentative"),
+            dad_failed: flag("dadfailed"),
+            dynamic: flag("dynamic"),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +292,29 @@ mod tests {
         assert!(
             parse_interfaces("[{\"ifname\":\"x\",\"addr_info\":[{\"local\":\"nope\"}]}]").is_err()
         );
+    }
+
+    #[test]
+    fn addresses_with_lifetimes_and_flags() {
+        let json = r#"[{"ifindex":2,"ifname":"eth0","addr_info":[
+            {"family":"inet6","local":"2001:db8:a::c1:ff:fe00:1","prefixlen":64,"scope":"global","dynamic":true,"mngtmpaddr":true,"valid_life_time":86390,"preferred_life_time":14390},
+            {"family":"inet6","local":"2001:db8:b::c1:ff:fe00:1","prefixlen":64,"scope":"global","deprecated":true,"dynamic":true,"valid_life_time":600,"preferred_life_time":0},
+            {"family":"inet6","local":"fe80::c1:ff:fe00:1","prefixlen":64,"scope":"link","tentative":true,"valid_life_time":4294967295,"preferred_life_time":4294967295}]},
+            {"ifindex":3,"ifname":"other","addr_info":[{"family":"inet6","local":"fd00::1","prefixlen":64}]}]"#;
+        let addrs = parse_addresses(json, "eth0").expect("parses");
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs[0].preferred_lft, Some(14390));
+        assert_eq!(addrs[0].valid_lft, Some(86390));
+        assert!(addrs[0].dynamic && addrs[0].is_preferred());
+        assert!(addrs[1].deprecated && !addrs[1].is_preferred());
+        assert_eq!(addrs[2].valid_lft, None);
+        assert!(addrs[2].tentative && !addrs[2].is_preferred());
+        assert_eq!(addrs[2].prefix_len, 64);
+        assert!(parse_addresses("[]", "eth0").expect("empty").is_empty());
+        assert!(parse_addresses(
+            r#"[{"ifname":"eth0","addr_info":[{"family":"inet6"}]}]"#,
+            "eth0"
+        )
+        .is_err());
     }
 }

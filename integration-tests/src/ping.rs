@@ -87,6 +87,32 @@ pub fn ping(
     interval: Duration,
     linger: Duration,
 ) -> Result<PingResult> {
+    ping_in(netns_path, dst, iface, None, count, interval, linger)
+}
+
+/// Like [`ping`], with the echo requests sent from `source` (bound to the
+/// socket): which of a client's addresses a packet leaves with decides the
+/// source-specific route, and so the gateway, it takes.
+pub fn ping_from(
+    netns_path: &Path,
+    dst: Ipv6Addr,
+    source: Ipv6Addr,
+    count: u32,
+    interval: Duration,
+    linger: Duration,
+) -> Result<PingResult> {
+    ping_in(netns_path, dst, None, Some(source), count, interval, linger)
+}
+
+fn ping_in(
+    netns_path: &Path,
+    dst: Ipv6Addr,
+    iface: Option<&str>,
+    source: Option<Ipv6Addr>,
+    count: u32,
+    interval: Duration,
+    linger: Duration,
+) -> Result<PingResult> {
     let iface = iface
         .map(|i| {
             std::ffi::CString::new(i).map_err(|_| Error::Usage(format!("bad interface name {i:?}")))
@@ -119,7 +145,7 @@ pub fn ping(
                 },
                 None => 0,
             };
-            run(dst, scope, count, interval, linger)
+            run(dst, scope, source, count, interval, linger)
         })
         .map_err(|e| Error::io("spawning ping thread", e))?;
     handle
@@ -484,11 +510,15 @@ fn next_identifier() -> u16 {
 fn run(
     dst: Ipv6Addr,
     scope: u32,
+    source: Option<Ipv6Addr>,
     count: u32,
     interval: Duration,
     linger: Duration,
 ) -> Result<PingResult> {
     let sock = raw_icmpv6_socket()?;
+    if let Some(source) = source {
+        bind_to(&sock, source, scope)?;
+    }
     let id = next_identifier();
     let mut result = PingResult {
         destination: dst,
@@ -551,7 +581,7 @@ fn run(
     Ok(result)
 }
 
-fn sockaddr(dst: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
+pub(crate) fn sockaddr(dst: Ipv6Addr, scope: u32) -> libc::sockaddr_in6 {
     // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
     let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
@@ -688,8 +718,28 @@ fn parse_echo(packet: &[u8], from: Ipv6Addr, dst: Ipv6Addr, id: u16) -> Option<u
     Some(u16::from_be_bytes([packet[6], packet[7]]))
 }
 
+/// Binds `sock` to the local address `addr` (with `scope` for a link-local one).
+pub(crate) fn bind_to(sock: &OwnedFd, addr: Ipv6Addr, scope: u32) -> Result<()> {
+    let sa = sockaddr(addr, scope);
+    // SAFETY: a valid sockaddr_in6 of the length given.
+    let rc = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in6).cast(),
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(
+            format!("binding ICMPv6 socket to {addr}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
 /// A raw ICMPv6 socket of this namespace (needs root).
-fn raw_icmpv6_socket() -> Result<OwnedFd> {
+pub(crate) fn raw_icmpv6_socket() -> Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe {
         libc::socket(

@@ -33,6 +33,12 @@ pub struct Route {
     pub flags: Vec<String>,
     /// Table, when listed with `table all` (`main`, `local`, a number); `None` means main.
     pub table: Option<String>,
+    /// Source prefix of a source-specific route (`default from 2001:db8:a::/64`).
+    pub from: Option<String>,
+    /// Seconds until the kernel expires the route (RA-learned routes).
+    pub expires: Option<u32>,
+    /// Router preference of an RA-learned route (`low`, `medium`, `high`).
+    pub pref: Option<String>,
 }
 
 impl Route {
@@ -71,6 +77,11 @@ impl Route {
         self.table
             .as_deref()
             .is_none_or(|t| t == "main" || t == "254")
+    }
+
+    /// True for a default route whose source prefix is `from` (`2001:db8:a::/64`).
+    pub fn is_default_from(&self, from: &str) -> bool {
+        self.dst == "default" && self.from.as_deref() == Some(from)
     }
 
     /// True if the destination is exactly the host `addr` (`addr` or `addr/128`).
@@ -137,6 +148,12 @@ pub fn parse_json(json: &str) -> Result<Vec<Route>> {
                     Some(Value::Number(n)) => Some(n.to_string()),
                     _ => None,
                 },
+                from: text("from"),
+                expires: entry
+                    .get("expires")
+                    .and_then(Value::as_u64)
+                    .and_then(|e| u32::try_from(e).ok()),
+                pref: text("pref"),
             })
         })
         .collect()
@@ -191,8 +208,27 @@ mod tests {
             metric: None,
             flags: Vec::new(),
             table: None,
+            from: None,
+            expires: None,
+            pref: None,
         };
         assert!(!r.is_host("fddd:1::".parse().expect("addr")));
+    }
+
+    #[test]
+    fn parses_source_specific_and_ra_routes() {
+        let json = r#"[
+            {"dst":"default","from":"2001:db8:a::/64","gateway":"fe80::2","dev":"m-gw","protocol":"babel","metric":1024,"flags":[],"pref":"medium"},
+            {"dst":"default","gateway":"fe80::1","dev":"eth0","protocol":"ra","metric":1024,"flags":[],"expires":1799,"pref":"high"}
+        ]"#;
+        let routes = parse_json(json).expect("parses");
+        assert!(routes[0].is_default_from("2001:db8:a::/64"));
+        assert!(!routes[0].is_default_from("2001:db8:b::/64"));
+        assert!(routes[0].is_babel_unicast());
+        assert_eq!(routes[1].protocol_number(), Some(9));
+        assert_eq!(routes[1].expires, Some(1799));
+        assert_eq!(routes[1].pref.as_deref(), Some("high"));
+        assert_eq!(routes[1].from, None);
     }
 
     #[test]
