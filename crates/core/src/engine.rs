@@ -643,7 +643,8 @@ impl<P: Platform> Engine<P> {
         }
         let list: Vec<Ipv6Prefix> = self.prefixes.iter().copied().collect();
         self.held.set_prefixes(list.clone());
-        self.roaming.set_prefixes(list);
+        let actions = self.roaming.set_prefixes(list);
+        self.execute_roaming(actions).await;
     }
 
     /// Tells prefixd which addresses an attached client uses, so that it
@@ -1555,17 +1556,27 @@ mod tests {
             lab.engine.prefix_event(e).await;
         }
         assert_eq!(catch_alls(&lab), vec!["2001:db8:b::/64", "fddd:1::/64"]);
-        // A client in b gets its route now.
-        lab.appeared(&["2001:db8:b::5"], Instant::now()).await;
+        // A client in b gets its route now; one that brings an address of
+        // c, not in use, gets its route when c is.
+        lab.appeared(&["2001:db8:b::5", "2001:db8:c::5"], Instant::now())
+            .await;
         assert_eq!(
             lab.host_routes("2001:db8:b::5"),
             vec![(158, "br-client".into())]
         );
+        assert_eq!(lab.host_routes("2001:db8:c::5"), vec![]);
         let arrival = lab.arrivals.try_recv().unwrap();
-        assert_eq!(arrival.addresses, vec![a("2001:db8:b::5")]);
+        assert_eq!(
+            arrival.addresses,
+            vec![a("2001:db8:b::5"), a("2001:db8:c::5")]
+        );
         assert_eq!(arrival.interface, "br-client");
         // c in use, b gone; the configured prefix always stays.
         lab.engine.prefix_event(PrefixEvent::Prefix(c, true)).await;
+        assert_eq!(
+            lab.host_routes("2001:db8:c::5"),
+            vec![(158, "br-client".into())]
+        );
         lab.engine.prefix_event(PrefixEvent::Removed(b)).await;
         assert_eq!(catch_alls(&lab), vec!["2001:db8:c::/64", "fddd:1::/64"]);
         // A new snapshot without c (prefixd restarted) ends it; nonsense

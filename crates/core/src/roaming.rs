@@ -112,7 +112,14 @@ pub struct Client {
     /// Adopted from an earlier run's routes and not yet confirmed by
     /// clientmon.
     pub adopted: bool,
+    /// Addresses it uses outside every client prefix in use here (at most
+    /// [`MAX_UNROUTED`]): routed as soon as prefixd puts their prefix in
+    /// use (a client that brings a prefix from the other end of the mesh).
+    pub unrouted: BTreeSet<Ipv6Addr>,
 }
+
+/// Unrouted addresses kept per client.
+pub const MAX_UNROUTED: usize = 8;
 
 /// A released client's address still announced from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,8 +202,20 @@ impl Roaming {
 
     /// The client prefixes change (prefixd): only addresses inside get host
     /// routes from now on; routes in place stay until their client leaves.
-    pub fn set_prefixes(&mut self, prefixes: Vec<Ipv6Prefix>) {
+    /// Addresses of attached clients that are inside now get their routes.
+    pub fn set_prefixes(&mut self, prefixes: Vec<Ipv6Prefix>) -> Vec<Action> {
         self.prefixes = prefixes;
+        let waiting: Vec<(MacAddr, Vec<Ipv6Addr>)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !matches!(c.phase, Phase::Leaving { .. }))
+            .map(|(mac, c)| (*mac, c.unrouted.iter().copied().collect()))
+            .collect();
+        let mut actions = Vec::new();
+        for (mac, addresses) in waiting {
+            actions.extend(self.learn(mac, &addresses, true));
+        }
+        actions
     }
 
     /// The clients served now.
@@ -282,6 +301,7 @@ impl Roaming {
                         holds_node_client_addr: false,
                         confirmed: true,
                         adopted: false,
+                        unrouted: BTreeSet::new(),
                     },
                 );
                 actions.push(Action::Claim(mac));
@@ -334,6 +354,7 @@ impl Roaming {
                 holds_node_client_addr: true,
                 confirmed: false,
                 adopted: true,
+                unrouted: BTreeSet::new(),
             },
         );
         let mut actions = vec![Action::HoldNodeClientAddr(mac)];
@@ -656,11 +677,23 @@ impl Roaming {
             .copied()
             .filter(|a| self.routable(a))
             .collect();
+        let prefixes = &self.prefixes;
+        let node_client_prefix = self.node_client_prefix;
         let Some(client) = self.clients.get_mut(&mac) else {
             return Vec::new();
         };
         if matches!(client.phase, Phase::Leaving { .. }) {
             return Vec::new();
+        }
+        for addr in addresses {
+            let inside = prefixes.iter().any(|p| p.contains(addr));
+            if inside {
+                client.unrouted.remove(addr);
+            } else if client.unrouted.len() < MAX_UNROUTED
+                && l3roamd_types::addr::is_routable_client_address(addr, Some(&node_client_prefix))
+            {
+                client.unrouted.insert(*addr);
+            }
         }
         let mut actions = Vec::new();
         let mut new = Vec::new();

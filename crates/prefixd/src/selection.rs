@@ -306,6 +306,10 @@ impl PrefixSet {
     pub fn foreign_prefixes(&self, addresses: &[Ipv6Addr]) -> Vec<Ipv6Prefix> {
         let mut out: Vec<Ipv6Prefix> = Vec::new();
         for addr in addresses {
+            // Link-local and other unroutable addresses belong to no prefix.
+            if !l3roamd_types::addr::is_routable_client_address(addr, None) {
+                continue;
+            }
             let selected = self
                 .entries
                 .values()
@@ -772,7 +776,7 @@ mod tests {
     fn foreign_prefixes_of_a_client() {
         let mut set = PrefixSet::new(SelectionSettings::default());
         set.update(vec![learned("2001:db8:a::/64", 96, 1)], Instant::now());
-        let addrs: Vec<Ipv6Addr> = ["2001:db8:a::1", "2001:db8:b::1", "2001:db8:b::2"]
+        let addrs: Vec<Ipv6Addr> = ["2001:db8:a::1", "2001:db8:b::1", "2001:db8:b::2", "fe80::1"]
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();

@@ -410,10 +410,25 @@ impl<K: Kernel> Node<K> {
         advert
     }
 
+    /// Prefixes deprecated for some client of this node: routed here as long
+    /// as that lasts, whatever the selection says of them.
+    fn client_prefixes(&self) -> Vec<Ipv6Prefix> {
+        let mut out: Vec<Ipv6Prefix> = self
+            .clients
+            .values()
+            .flat_map(|c| c.prefixes.iter().copied())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn infos(&self, now: Instant) -> Vec<pb::ClientPrefixInfo> {
         let advertised = self.set.advertised(now);
+        let for_clients = self.client_prefixes();
         let wall = SystemTime::now();
-        self.set
+        let mut infos: Vec<pb::ClientPrefixInfo> = self
+            .set
             .entries()
             .map(|e| {
                 let lifetimes = advertised.iter().find(|a| a.prefix == e.prefix);
@@ -426,6 +441,7 @@ impl<K: Kernel> Node<K> {
                 let state = match e.state {
                     State::Selected => pb::PrefixState::Selected,
                     State::Deprecated { .. } => pb::PrefixState::Deprecated,
+                    State::Known if for_clients.contains(&e.prefix) => pb::PrefixState::Deprecated,
                     State::Known => pb::PrefixState::Known,
                 };
                 let since = wall
@@ -454,7 +470,19 @@ impl<K: Kernel> Node<K> {
                     since_unix_ms: since,
                 }
             })
-            .collect()
+            .collect();
+        // Brought by clients from elsewhere, unknown here: deprecated for
+        // them, routed for them.
+        for p in for_clients {
+            if self.set.get(&p).is_none() {
+                infos.push(pb::ClientPrefixInfo {
+                    prefix: Some(p.into()),
+                    state: pb::PrefixState::Deprecated.into(),
+                    ..Default::default()
+                });
+            }
+        }
+        infos
     }
 
     // ===== router advertisements =====
@@ -678,6 +706,7 @@ impl<K: Kernel> Node<K> {
             } => {
                 let deprecated = self.arrived(mac, &interface, &addresses, now);
                 let _ = reply.send(deprecated);
+                self.after_change(now);
             }
             Query::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -1036,9 +1065,15 @@ mod tests {
             .find(|i| i.prefix == p("2001:db8:c::/64"))
             .unwrap();
         assert_eq!((c.preferred_lifetime, c.valid_lifetime), (0, 0));
-        // Everybody else's advertisement does not carry it.
+        // Everybody else's advertisement does not carry it; but it is in
+        // use (routed) for that client.
         let ra = lab.node.advert(MacAddr([2, 0, 0, 0, 0, 1]), None, t0);
         assert!(ra.prefixes.iter().all(|i| i.prefix != p("2001:db8:c::/64")));
+        lab.node.after_change(t0);
+        assert_eq!(
+            state(&lab, "2001:db8:c::/64"),
+            Some(pb::PrefixState::Deprecated)
+        );
         // Nothing to deprecate: nothing sent.
         let other = MacAddr([2, 0xc1, 0, 0, 0, 2]);
         assert!(lab
