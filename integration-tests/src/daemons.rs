@@ -355,7 +355,7 @@ impl DaemonConfig {
 }
 
 /// A TOML basic string.
-fn toml_string(v: &str) -> String {
+pub(crate) fn toml_string(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     out.push('"');
     for c in v.chars() {

@@ -878,6 +878,14 @@ impl Lab {
             ("net.ipv6.conf.all.keep_addr_on_down", "1"),
             ("net.ipv6.conf.default.keep_addr_on_down", "1"),
         ])?;
+        if addressing == ClientAddressing::Static {
+            // Configured by hand: the RAs prefixd sends on every node must
+            // not give it a second, SLAAC address (or a default route).
+            netns.sysctls(&[
+                ("net.ipv6.conf.all.accept_ra", "0"),
+                ("net.ipv6.conf.default.accept_ra", "0"),
+            ])?;
+        }
         if addressing == ClientAddressing::Slaac {
             netns.sysctls(&[
                 ("net.ipv6.conf.all.forwarding", "0"),
@@ -1249,11 +1257,30 @@ impl Lab {
         if n.is_gateway() {
             return Err(Error::Usage("the classic gateway runs babeld only".into()));
         }
-        Ok(DaemonConfig::new(
-            &n.dir,
-            n.address,
-            n.mesh_interfaces.clone(),
-        ))
+        let mut config = DaemonConfig::new(&n.dir, n.address, n.mesh_interfaces.clone());
+        // prefixd follows babel through babeld's control socket; an uplink
+        // gateway announces its prefix through its uplink.
+        config.set_raw(
+            "prefixd",
+            "babel_socket",
+            &crate::daemons::toml_string(&n.babel_socket().display().to_string()),
+        );
+        if let Some(prefix) = n.uplink_prefix() {
+            config.set_raw(
+                "prefixd",
+                "uplink",
+                &crate::daemons::toml_string(UPLINK_IFACE),
+            );
+            config.set_raw(
+                "prefixd",
+                "announce",
+                &format!(
+                    "[{{ prefix = {}, metric = 0 }}]",
+                    crate::daemons::toml_string(&prefix.to_string())
+                ),
+            );
+        }
+        Ok(config)
     }
 
     /// Starts the five daemons on `node` and waits until each socket accepts connections.

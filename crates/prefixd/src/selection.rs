@@ -142,6 +142,17 @@ pub enum State {
     Known,
 }
 
+impl State {
+    /// For logs and the status: `selected`, `deprecated` or `known`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Selected => "selected",
+            State::Deprecated { .. } => "deprecated",
+            State::Known => "known",
+        }
+    }
+}
+
 /// One prefix as the node sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrefixEntry {

@@ -322,14 +322,14 @@ impl<K: Kernel> Node<K> {
     fn reselect(&mut self, now: Instant) {
         let observed = self.observations();
         for change in self.set.update(observed, now) {
-            tracing::info!(prefix = %change.prefix, from = ?change.from, to = ?change.to, "prefix state");
+            log_change(&change);
         }
         self.after_change(now);
     }
 
     fn tick(&mut self, now: Instant) {
         for change in self.set.tick(now) {
-            tracing::info!(prefix = %change.prefix, from = ?change.from, to = ?change.to, "prefix state");
+            log_change(&change);
         }
         self.clients.retain(|_, c| c.until > now);
         self.after_change(now);
@@ -772,6 +772,11 @@ pub async fn run<K: Kernel, E: KernelEvents>(
         node.tick(now);
         node.send_due(now);
     }
+}
+
+fn log_change(change: &crate::selection::Change) {
+    let name = |s: Option<State>| s.map_or("none", |s| s.name());
+    tracing::info!(prefix = %change.prefix, from = name(change.from), to = name(change.to), "prefix state");
 }
 
 /// Opens the client link `name`, reports its solicitations, and reopens it
