@@ -138,6 +138,11 @@ impl BabelConfig {
         for (protocol, metric) in prefix_protocols() {
             line(&prefix_rule(protocol, metric));
         }
+        line("# prefixd: a withdrawn prefix, announced as unreachable one hop on");
+        line(&prefix_rule(
+            crate::PREFIX_PROTOCOL_FIRST + 8,
+            crate::PREFIX_RETRACT_METRIC,
+        ));
         line("# l3roamd-core: handovers (a released client's routes into the TUN device,");
         line("# announced with a high metric until the new node's announcement has spread),");
         line("# host routes of clients and node-client addresses; never the catch-all of a");

@@ -90,6 +90,9 @@ pub const UPLINK_GATEWAY_ADDRESS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0
 pub const PREFIX_PROTOCOL_FIRST: u8 = 160;
 /// The babel metric each prefixd route protocol 160..=167 is announced with.
 pub const PREFIX_PROTOCOL_METRICS: [u32; 8] = [0, 64, 128, 256, 512, 1024, 2048, 4096];
+/// The metric of prefixd's ninth protocol (168): a withdrawn prefix's route
+/// while babeld retracts it.
+pub const PREFIX_RETRACT_METRIC: u32 = 65534;
 /// Set to `1` to keep the lab directory (configs, logs) after teardown.
 pub const KEEP_ENV: &str = "L3ROAMD_LAB_KEEP";
 

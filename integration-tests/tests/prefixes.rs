@@ -14,8 +14,8 @@ use std::time::Duration;
 use l3roamd_lab::prefix::parse_mac;
 use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{
-    require_root_and_tools, ClientAddress, Ipv6Prefix, Lab, LabOptions, Launch, GATEWAY, GATEWAY2,
-    INTERNET_HOST, NEXT_NODE_ADDRESS, NEXT_NODE_MAC, PREFIX_A, PREFIX_B,
+    grpc_call, require_root_and_tools, ClientAddress, Daemon, Ipv6Prefix, Lab, LabOptions, Launch,
+    GATEWAY, GATEWAY2, INTERNET_HOST, NEXT_NODE_ADDRESS, NEXT_NODE_MAC, PREFIX_A, PREFIX_B,
 };
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,10 +168,39 @@ fn a_client_that_roams_across_the_mesh_keeps_its_flow_and_gets_the_local_prefix(
         "n1 advertises only A"
     );
 
+    // Its node-client address is announced once n1's first claim has
+    // ended (nobody answers a new client's claim: 5 s): from then on the
+    // node it roams to can claim it and learn its addresses.
+    let nca = c.node_client_address().expect("c1's node-client address");
+    let announced = wait::until(
+        "c1's node-client address routed at n3",
+        ADDRESS_TIMEOUT,
+        || {
+            let routes = lab.host_routes("n3", nca)?;
+            Ok(if routes.iter().any(|r| r.is_babel_unicast()) {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!("{routes:?}"))
+            })
+        },
+    );
+    if let Err(e) = announced {
+        panic!("{e}\n{}", lab.report());
+    }
     lab.move_client("c1", "n3").expect("roam to n3");
     // n3 deprecates A for this client (a unicast RA) and gives it B.
     wait_deprecated(&lab, "c1", a.addr);
     let b = address(&lab, "c1", PREFIX_B, true);
+    // Core told n3's prefixd of the arrival, and prefixd found A foreign.
+    let socket = lab.node("n3").expect("n3").socket(Daemon::PrefixD);
+    let status = grpc_call(&socket, "l3roamd.v1.PrefixD/GetStatus", "{}").expect("status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let deprecations = status["counters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "clients_deprecated"))
+        .and_then(|c| c["value"].as_str().and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    assert!(deprecations >= 1, "n3's prefixd status: {status}");
     // The old address still works, through its own gateway; the new one
     // through the other.
     let (via_gw, via_gw2) = through(&lab, "c1", a.addr);

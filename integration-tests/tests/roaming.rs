@@ -31,6 +31,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
+use l3roamd_lab::daemons::{base64, unbase64};
 use l3roamd_lab::{
     grpc_call, ping, require_root_and_tools, wait, Daemon, Expect, Lab, LabOptions, Launch, Route,
     GATEWAY,
@@ -474,51 +475,9 @@ fn summary(durations: &[Duration]) -> String {
     format!("min {min:?}, mean {mean:?}, max {max:?}")
 }
 
-// ----- base64 for the JSON form of bytes fields -----
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn unbase64(text: &str) -> Vec<u8> {
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let v = B64
-            .iter()
-            .position(|b| *b == c)
-            .unwrap_or_else(|| panic!("not base64: {text}"));
-        bits = (bits << 6) | v as u32;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    out
-}
-
 fn ip6_of(json: &serde_json::Value) -> Ipv6Addr {
     let octets: [u8; 16] = unbase64(json["octets"].as_str().expect("octets"))
+        .expect("base64")
         .try_into()
         .expect("16 octets");
     Ipv6Addr::from(octets)
@@ -550,9 +509,13 @@ fn client_record(lab: &Lab, node: &str, mac: &str) -> (BTreeSet<Ipv6Addr>, BTree
 fn base64_round_trip() {
     assert_eq!(base64(&[0x02, 0xc1, 0, 0, 0, 1]), "AsEAAAAB");
     assert_eq!(base64(b"ab"), "YWI=");
-    assert_eq!(unbase64("YWI="), b"ab");
+    assert_eq!(unbase64("YWI="), Some(b"ab".to_vec()));
+    assert_eq!(unbase64("Y!I="), None);
     let addr: Ipv6Addr = "fddd:1::101".parse().expect("addr");
-    assert_eq!(unbase64(&base64(&addr.octets())), addr.octets());
+    assert_eq!(
+        unbase64(&base64(&addr.octets())),
+        Some(addr.octets().to_vec())
+    );
 }
 
 // ===== the tests =====

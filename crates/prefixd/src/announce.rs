@@ -106,7 +106,17 @@ pub fn metric_class(requested: u32) -> Option<(u8, u16)> {
         .map(|(class, offset)| (offset, *class))
 }
 
-/// The eight protocols of our gateway routes.
+/// The metric babeld announces a withdrawn prefix with for a while before
+/// its route goes: one hop more and it is infinite (65535), so every
+/// neighbour takes it as a retraction. Needed because babeld (1.13.1 and
+/// its master of 2026) does not retract a flushed source-specific xroute:
+/// `flush_xroute` takes `plen` and `src_prefix` from `xroutes[0]` instead
+/// of the flushed xroute, so the retraction it sends is for some other
+/// prefix (see docs/design-notes.md, "Client prefixes").
+pub const RETRACT_METRIC: u16 = 65534;
+
+/// The nine protocols of our gateway routes: one per metric class, then the
+/// retraction protocol ([`RETRACT_METRIC`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProtocolBlock {
     base: u8,
@@ -115,8 +125,14 @@ pub struct ProtocolBlock {
 impl ProtocolBlock {
     /// The block from `base`; `None` when it would pass 255.
     pub fn new(base: u8) -> Option<ProtocolBlock> {
-        base.checked_add(METRIC_CLASSES.len() as u8 - 1)
+        base.checked_add(METRIC_CLASSES.len() as u8)
             .map(|_| ProtocolBlock { base })
+    }
+
+    /// The protocol of a withdrawn prefix's route while babeld retracts it
+    /// (not one of the classes: the announcements never hold it).
+    pub fn retract(&self) -> u8 {
+        self.base.saturating_add(METRIC_CLASSES.len() as u8)
     }
 
     /// The first protocol.
@@ -158,6 +174,11 @@ pub fn babeld_redistribute_lines(block: ProtocolBlock) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(out, "redistribute ip ::/0 eq 0 proto {protocol} {action}");
     }
+    let _ = writeln!(
+        out,
+        "redistribute ip ::/0 eq 0 proto {} metric {RETRACT_METRIC}",
+        block.retract()
+    );
     out
 }
 
@@ -212,16 +233,19 @@ impl GatewayConfig {
                 format!(
                     "{base} leaves no room for the block of {} protocols (at most {})",
                     METRIC_CLASSES.len(),
-                    u8::MAX - (METRIC_CLASSES.len() as u8 - 1)
+                    u8::MAX - METRIC_CLASSES.len() as u8
                 ),
             ));
         };
-        if let Some((p, owner)) = TAKEN_PROTOCOLS.iter().find(|(p, _)| block.contains(*p)) {
+        if let Some((p, owner)) = TAKEN_PROTOCOLS
+            .iter()
+            .find(|(p, _)| block.contains(*p) || block.retract() == *p)
+        {
             return Err(ConfigError::invalid(
                 "prefixd.route_protocol",
                 format!(
                     "the block {base}..={} covers protocol {p} ({owner})",
-                    block.protocol(METRIC_CLASSES.len() as u8 - 1)
+                    block.retract()
                 ),
             ));
         }
@@ -687,8 +711,10 @@ mod tests {
         assert!(b.contains(160));
         assert!(b.contains(167));
         assert!(!b.contains(168));
-        assert!(ProtocolBlock::new(248).is_some());
-        assert!(ProtocolBlock::new(249).is_none());
+        assert!(ProtocolBlock::new(247).is_some());
+        assert!(ProtocolBlock::new(248).is_none());
+        assert_eq!(b.retract(), 168);
+        assert!(!b.contains(168), "the retraction protocol is no class");
     }
 
     #[test]
@@ -703,11 +729,14 @@ mod tests {
              redistribute ip ::/0 eq 0 proto 164 metric 512\n\
              redistribute ip ::/0 eq 0 proto 165 metric 1024\n\
              redistribute ip ::/0 eq 0 proto 166 metric 2048\n\
-             redistribute ip ::/0 eq 0 proto 167 metric 4096\n"
+             redistribute ip ::/0 eq 0 proto 167 metric 4096\n\
+             redistribute ip ::/0 eq 0 proto 168 metric 65534\n"
         );
         let moved = babeld_redistribute_lines(ProtocolBlock::new(200).unwrap());
         assert!(moved.starts_with("redistribute ip ::/0 eq 0 proto 200 allow\n"));
-        assert!(moved.ends_with("proto 207 metric 4096\n"));
+        assert!(moved.ends_with(
+            "proto 207 metric 4096\nredistribute ip ::/0 eq 0 proto 208 metric 65534\n"
+        ));
     }
 
     // ===== configuration =====

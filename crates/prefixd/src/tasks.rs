@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::announce::{Action as KernelAction, AnnounceError, Announcements, NotAnnounced};
 use crate::babel::{BabelClient, BabelStatus};
-use crate::kernel::{Kernel, KernelEvent, KernelEvents};
+use crate::kernel::{GatewayRoute, Kernel, KernelEvent, KernelEvents};
 use crate::learned::LearnedRoutes;
 use crate::ra::{self, ClientLink, Destination, PrefixInfo, Rdnss, RouterAdvert, Schedule};
 use crate::selection::{Observation, Origin, PrefixSet, State};
@@ -36,6 +36,7 @@ l3roamd_daemon::counters! {
     SolicitationsMalformed => "solicitations_malformed": "Frames on a client link that were not valid router solicitations.",
     SendErrors => "send_errors": "Router advertisements the link refused.",
     KernelErrors => "kernel_errors": "Gateway route requests the kernel refused.",
+    Retractions => "retractions": "Gateway routes announced with the retraction metric before they went.",
     Resyncs => "resyncs": "Dumps of the kernel's links and routes after a lost event or a failed request.",
     ClientsDeprecated => "clients_deprecated": "Clients sent a router advertisement deprecating prefixes they brought from elsewhere.",
     ArrivalsRefused => "arrivals_refused": "ClientArrived calls for unknown interfaces or without a valid MAC.",
@@ -118,7 +119,15 @@ pub struct Node<K: Kernel> {
     counters: Counters,
     /// Prefix options of the last advertisement, to notice changes.
     last_content: Option<(Vec<PrefixInfo>, u16)>,
+    /// Gateway routes babeld is retracting, and when they go.
+    retracting: Vec<(GatewayRoute, Instant)>,
 }
+
+/// How long a withdrawn prefix is announced with the retraction metric
+/// before its route goes: babeld sends the change at once; this covers a
+/// lost update until the next periodic one (every 16 s with babeld's
+/// default hello interval of 4 s).
+pub const RETRACT_HOLD: Duration = Duration::from_secs(16);
 
 impl<K: Kernel> Node<K> {
     /// The state before anything was read.
@@ -177,6 +186,7 @@ impl<K: Kernel> Node<K> {
             published,
             counters: Counters::default(),
             last_content: None,
+            retracting: Vec::new(),
         }
     }
 
@@ -210,6 +220,28 @@ impl<K: Kernel> Node<K> {
         }
         actions.extend(self.announcements.resync(&routes));
         self.learned.resync(&routes);
+        // Retraction routes of an earlier run (or lost track of): they
+        // have had their time.
+        let retract = self.announcements.block().retract();
+        let pending: Vec<GatewayRoute> = self.retracting.iter().map(|(r, _)| *r).collect();
+        for route in &routes {
+            let leftover = route.protocol == retract
+                && route.dst.is_default()
+                && route.table == crate::kernel::MAIN_TABLE;
+            if let (true, Some(source), Some(ifindex)) = (leftover, route.src, route.ifindex) {
+                let g = GatewayRoute {
+                    source,
+                    via: route.via,
+                    ifindex,
+                    protocol: retract,
+                };
+                if !pending.contains(&g) {
+                    if let Err(e) = self.kernel.delete_gateway_route(&g).await {
+                        tracing::debug!(error = %e, "cannot remove a leftover retraction route");
+                    }
+                }
+            }
+        }
         self.apply(actions).await;
     }
 
@@ -237,8 +269,30 @@ impl<K: Kernel> Node<K> {
                     self.kernel.replace_gateway_route(route).await
                 }
                 KernelAction::Delete(route) => {
-                    tracing::info!(prefix = %route.source, "gateway route removed");
-                    self.kernel.delete_gateway_route(route).await
+                    // Not removed at once: babeld would not retract it
+                    // (RETRACT_METRIC). Announced as unreachable first,
+                    // removed after RETRACT_HOLD, unless announced again
+                    // meanwhile (that replaces the route in place).
+                    let retracting = GatewayRoute {
+                        protocol: self.announcements.block().retract(),
+                        ..*route
+                    };
+                    tracing::info!(prefix = %route.source, "gateway route retracted");
+                    self.counters.count(Counter::Retractions);
+                    let until = Instant::now() + RETRACT_HOLD;
+                    self.retracting.retain(|(r, _)| r.source != route.source);
+                    match self.kernel.replace_gateway_route(&retracting).await {
+                        Ok(()) => {
+                            self.retracting.push((retracting, until));
+                            Ok(())
+                        }
+                        // The uplink is gone altogether: the route goes
+                        // now, babeld's retraction or not.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot retract, removing at once");
+                            self.kernel.delete_gateway_route(route).await
+                        }
+                    }
                 }
             };
             if let Err(e) = result {
@@ -333,6 +387,26 @@ impl<K: Kernel> Node<K> {
         }
         self.clients.retain(|_, c| c.until > now);
         self.after_change(now);
+    }
+
+    /// Removes the retraction routes whose time is up (a route announced
+    /// again in between is no longer the retraction route: the kernel
+    /// deletes only an exact match).
+    async fn end_retractions(&mut self, now: Instant) {
+        let due: Vec<GatewayRoute> = self
+            .retracting
+            .iter()
+            .filter(|(_, until)| *until <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        self.retracting.retain(|(_, until)| *until > now);
+        for route in due {
+            tracing::info!(prefix = %route.source, "gateway route removed");
+            if let Err(e) = self.kernel.delete_gateway_route(&route).await {
+                self.counters.count(Counter::KernelErrors);
+                tracing::warn!(error = %e, "cannot remove a retracted gateway route");
+            }
+        }
     }
 
     /// Publishes the set and, if the advertisement changed, sends it soon
@@ -494,7 +568,12 @@ impl<K: Kernel> Node<K> {
             .filter(|l| l.link.is_some())
             .filter_map(|l| l.schedule.next_deadline());
         let clients = self.clients.values().map(|c| c.until);
-        links.chain(self.set.next_deadline()).chain(clients).min()
+        let retracting = self.retracting.iter().map(|(_, until)| *until);
+        links
+            .chain(self.set.next_deadline())
+            .chain(clients)
+            .chain(retracting)
+            .min()
     }
 
     fn send_due(&mut self, now: Instant) {
@@ -769,6 +848,7 @@ pub async fn run<K: Kernel, E: KernelEvents>(
             () = shutdown.requested() => return,
         }
         let now = Instant::now();
+        node.end_retractions(now).await;
         node.tick(now);
         node.send_due(now);
     }
@@ -940,6 +1020,13 @@ mod tests {
             }))
             .await;
         lab.node.reselect(t0 + Duration::from_secs(1));
+        // babeld retracts it (the retraction metric) before it goes.
+        let routes = lab.node.kernel.from_source(p("2001:db8:a::/64"));
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].protocol, 168);
+        lab.node
+            .end_retractions(Instant::now() + RETRACT_HOLD)
+            .await;
         assert!(lab.node.kernel.from_source(p("2001:db8:a::/64")).is_empty());
         assert_eq!(
             state(&lab, "2001:db8:a::/64"),

@@ -585,6 +585,7 @@ l3roamd_render_babeld() {
 		_l3r_i=$((_l3r_i + 1))
 		echo "redistribute ip ::/0 eq 0 proto $((_l3r_gwproto + _l3r_i)) metric $_l3r_m"
 	done
+	echo "redistribute ip ::/0 eq 0 proto $((_l3r_gwproto + 8)) metric 65534"
 	for _l3r_p in $_l3r_prefixes $_l3r_ncp; do
 		echo "redistribute ip $_l3r_p deny"
 	done
