@@ -44,10 +44,16 @@ fn bad_config(dir: &Path, name: &str, section: &str, key: &str, raw: &str) -> st
 /// Runs every daemon (and the multicall binary as each daemon) on `config`
 /// and checks each refuses it naming `key`.
 fn all_refuse(config: &Path, key: &str) {
+    refuse(&Daemon::ALL, config, key);
+}
+
+/// Runs `daemons` (and the multicall binary as each) on `config` and checks
+/// each refuses it naming `key`.
+fn refuse(daemons: &[Daemon], config: &Path, key: &str) {
     let bins = BinDir::locate().expect("bin dir");
     let conf = config.to_str().expect("utf-8 path");
     let mut runs: Vec<(String, std::path::PathBuf, Vec<&str>)> = Vec::new();
-    for daemon in Daemon::ALL {
+    for &daemon in daemons {
         let bin = bins
             .binary(daemon.binary())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -56,7 +62,7 @@ fn all_refuse(config: &Path, key: &str) {
     let multicall = bins
         .binary(MULTICALL_BINARY)
         .unwrap_or_else(|e| panic!("{e}"));
-    for daemon in Daemon::ALL {
+    for &daemon in daemons {
         runs.push((
             format!("l3roamd {}", daemon.binary()),
             multicall.clone(),
@@ -122,6 +128,29 @@ fn client_prefix_with_host_bits_is_refused() {
         "[\"fddd:1::1/64\"]",
     );
     all_refuse(&config, "mesh.client_prefixes");
+}
+
+#[test]
+fn bad_prefixd_settings_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, key, raw, named) in [
+        (
+            "announce48",
+            "announce",
+            "[{ prefix = \"2001:db8::/48\", metric = 0, uplink = \"up0\" }]",
+            "prefixd.announce[0].prefix",
+        ),
+        (
+            "lifetimes",
+            "preferred_lifetime",
+            "6000",
+            "prefixd.preferred_lifetime",
+        ),
+        ("interval", "max_interval", "2000.0", "prefixd.max_interval"),
+    ] {
+        let config = bad_config(dir.path(), name, "prefixd", key, raw);
+        refuse(&[Daemon::PrefixD], &config, named);
+    }
 }
 
 #[test]
