@@ -309,6 +309,17 @@ impl std::fmt::Debug for LivePing {
 impl LivePing {
     /// Starts pinging `dst` from the namespace at `netns_path` every `interval`.
     pub fn start(netns_path: &Path, dst: Ipv6Addr, interval: Duration) -> Result<LivePing> {
+        LivePing::start_from(netns_path, None, dst, interval)
+    }
+
+    /// Like [`LivePing::start`], from the address `source` if given (a
+    /// flow from one of a client's addresses).
+    pub fn start_from(
+        netns_path: &Path,
+        source: Option<Ipv6Addr>,
+        dst: Ipv6Addr,
+        interval: Duration,
+    ) -> Result<LivePing> {
         let ns = File::open(netns_path)
             .map_err(|e| Error::io(format!("opening namespace {}", netns_path.display()), e))?;
         let shared = std::sync::Arc::new(LiveShared::default());
@@ -317,7 +328,7 @@ impl LivePing {
         let handle = thread::Builder::new()
             .name("lab-live-ping".into())
             .spawn(move || {
-                let result = live_in_netns(&ns, dst, interval, &s, &l);
+                let result = live_in_netns(&ns, source, dst, interval, &s, &l);
                 if let Err(e) = &result {
                     if let Ok(mut slot) = s.error.lock() {
                         *slot = Some(e.to_string());
@@ -389,6 +400,7 @@ impl Drop for LivePing {
 
 fn live_in_netns(
     ns: &File,
+    source: Option<Ipv6Addr>,
     dst: Ipv6Addr,
     interval: Duration,
     shared: &LiveShared,
@@ -402,6 +414,9 @@ fn live_in_netns(
         ));
     }
     let sock = raw_icmpv6_socket()?;
+    if let Some(source) = source {
+        bind_to(&sock, source, 0)?;
+    }
     let id = next_identifier();
     let mut run = PingRun {
         destination: Some(dst),
