@@ -209,6 +209,10 @@ config ndproxy 'ndproxy'
 config prefixd 'prefixd'
 	option valid_lifetime '2592000'
 	option preferred_lifetime '0'
+	option uplink 'wan'
+	list announce '2001:db8:1::/64 256 wan6'
+	list announce '2001:db8:2::/64'
+	list ra_interface 'br-client'
 
 config babeld 'babeld'
 	option enabled '1'
@@ -223,7 +227,10 @@ FULL_JSON='{
   "export_table": 254, "route_protocol": 158},
  "clientmon": {"socket": "/tmp/clientmon.sock"},
  "client_db": {"db_path": "/tmp/l3roamd/client-db"},
- "prefixd": {"valid_lifetime": 2592000, "preferred_lifetime": 0}
+ "prefixd": {"valid_lifetime": 2592000, "preferred_lifetime": 0,
+  "ra_interfaces": ["br-client"], "uplink": "wan",
+  "announce": [{"prefix": "2001:db8:1::/64", "metric": 256, "uplink": "wan6"},
+   {"prefix": "2001:db8:2::/64", "metric": 0}]}
 }'
 
 # The shipped default, as installed.
@@ -253,8 +260,10 @@ EXAMPLES_JSON='{
  "clientmon": {"socket": "/var/run/l3roamd/clientmon.sock"},
  "client_db": {"socket": "/var/run/l3roamd/client-db.sock", "db_path": "/tmp/l3roamd/client-db"},
  "ndproxy": {"socket": "/var/run/l3roamd/ndproxy.sock"},
- "prefixd": {"socket": "/var/run/l3roamd/prefixd.sock", "valid_lifetime": 2592000,
-  "preferred_lifetime": 604800}
+ "prefixd": {"socket": "/var/run/l3roamd/prefixd.sock", "valid_lifetime": 5400,
+  "preferred_lifetime": 2700, "dns_servers": ["2001:db8::53"], "max_prefixes": 2,
+  "babel_socket": "/var/run/babeld.sock", "uplink": "wan",
+  "announce": [{"prefix": "2001:db8:1::/64", "metric": 256}]}
 }'
 
 # ----- the shells -----

@@ -40,7 +40,8 @@ L3R_RESPAWN_RETRY=0
 
 # The keys of the daemons' TOML, in output order, as section:key:kind.
 # kind: str (quoted string), int (integer), table (integer, or main/default),
-# list (array of strings, from a UCI list named in the singular).
+# list (array of strings, from a UCI list named in the singular),
+# announce (array of tables, from `list announce 'PREFIX [METRIC [UPLINK]]'`).
 # An option of a TOML section that is not here is passed on with a warning
 # (a number as an integer, true/false as a boolean, anything else as a
 # string), so a key new in a daemon can be set before this table knows it;
@@ -110,6 +111,7 @@ prefixd:babel_socket:str
 prefixd:babel_port:int
 prefixd:uplink:str
 prefixd:route_protocol:int
+prefixd:announce:announce
 '
 # Options the init scripts read themselves; never written to the TOML.
 _L3R_INIT_KEYS='
@@ -149,6 +151,8 @@ _l3r_lookup() {
 	mesh:mesh_interface) _l3r_key=mesh_interfaces ;;
 	mesh:client_interface) _l3r_key=client_interfaces ;;
 	mesh:client_prefix) _l3r_key=client_prefixes ;;
+	prefixd:ra_interface) _l3r_key=ra_interfaces ;;
+	prefixd:dns_server) _l3r_key=dns_servers ;;
 	esac
 	for _l3r_entry in $_L3R_TOML_KEYS; do
 		case "$_l3r_entry" in
@@ -234,6 +238,34 @@ _l3r_store() {
 		return 0
 		;;
 	esac
+	if [ "$3" = announce ]; then
+		# PREFIX [METRIC [UPLINK]]: one announcement as a TOML inline
+		# table; prefixd checks the values and names the key.
+		_l3r_a_extra=
+		read -r _l3r_a_prefix _l3r_a_metric _l3r_a_uplink _l3r_a_extra <<-EOF
+			$4
+		EOF
+		if ! _l3r_prefix_ok "$_l3r_a_prefix" || [ -n "$_l3r_a_extra" ]; then
+			_l3r_error "$5: '$4' is not 'PREFIX [METRIC [UPLINK]]'"
+			return 1
+		fi
+		case "${_l3r_a_metric:-0}" in
+		*[!0-9]* | ??????????*)
+			_l3r_error "$5: metric '$_l3r_a_metric' is not a number"
+			return 1
+			;;
+		esac
+		_l3r_str="{ prefix = \"$_l3r_a_prefix\", metric = $((${_l3r_a_metric:-0}))"
+		if [ -n "$_l3r_a_uplink" ]; then
+			_l3r_a_table=$_l3r_str
+			_l3r_toml_string "$_l3r_a_uplink"
+			_l3r_str="$_l3r_a_table, uplink = $_l3r_str"
+		fi
+		_l3r_str="$_l3r_str }"
+		eval "_l3r_v_$1_$2=\"\${_l3r_v_$1_$2:+\$_l3r_v_$1_$2, }\$_l3r_str\""
+		eval "_l3r_r_$1_$2=\"\${_l3r_old:+\$_l3r_old }\$4\""
+		return 0
+	fi
 	if [ -n "$_l3r_had" ]; then
 		_l3r_error "$5: one value expected, got a list"
 		return 1
@@ -470,9 +502,9 @@ l3roamd_render_toml() {
 			[ -n "$_l3r_isset" ] || continue
 			_l3r_value=
 			eval "_l3r_value=\$_l3r_v_${_l3r_section}_${_l3r_k}"
-			if [ "$_l3r_kind" = list ]; then
-				_l3r_value="[$_l3r_value]"
-			fi
+			case "$_l3r_kind" in
+			list | announce) _l3r_value="[$_l3r_value]" ;;
+			esac
 			_l3r_emit "$_l3r_k" "$_l3r_value"
 		done
 		for _l3r_entry in $_l3r_auto; do
