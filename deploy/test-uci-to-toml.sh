@@ -380,10 +380,10 @@ for shell in "$@"; do
 	check "$tag export_table 11: TOML integer" grep -qx 'export_table = 11' "$toml"
 
 	# Another handover protocol: babeld's handover rule follows it.
-	sed "s/option handover_protocol '159'/option handover_protocol '157'/" "$WORK/examples.uci" >"$WORK/handover.uci"
+	sed "s/option handover_protocol '159'/option handover_protocol '156'/" "$WORK/examples.uci" >"$WORK/handover.uci"
 	generate "$shell" "$WORK/handover.uci" "$toml" >/dev/null 2>&1
-	check "$tag handover_protocol 157: babeld's handover rule uses it" \
-		grep -qx 'redistribute ip ::/0 eq 128 proto 157 metric 4096' "$WORK/babeld.d/l3roamd.conf"
+	check "$tag handover_protocol 156: babeld's handover rule uses it" \
+		grep -qx 'redistribute ip ::/0 eq 128 proto 156 metric 4096' "$WORK/babeld.d/l3roamd.conf"
 
 	# babeld.enabled 0: our rules are removed.
 	sed "/^config babeld/,\$ s/option enabled '1'/option enabled '0'/" "$WORK/examples.uci" >"$WORK/nobabel.uci"

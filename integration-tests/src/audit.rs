@@ -41,6 +41,9 @@ pub const TUN_DEVICE: &str = "l3roam0";
 pub const PROTO_CORE: &str = "158";
 /// Route protocol of core's handover routes.
 pub const PROTO_HANDOVER: &str = "159";
+/// Route protocol of core's seek routes (a client address babel retracted,
+/// routed into the TUN device to be sought).
+pub const PROTO_SEEK: &str = "157";
 
 /// A member's link to a neighbouring member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,6 +389,8 @@ pub fn walk(addr: Ipv6Addr, tables: &[NodeTable], start: &str) -> Path {
             ("unicast", Some(TUN_DEVICE)) if route.is_host(addr) => {
                 if route.protocol == PROTO_HANDOVER {
                     PathEnd::Handover(at.clone())
+                } else if route.protocol == PROTO_SEEK {
+                    PathEnd::Seek(at.clone())
                 } else {
                     PathEnd::Parked(at.clone())
                 }

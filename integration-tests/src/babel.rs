@@ -35,6 +35,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// core.seek_protocol (the default): never announced.
+pub const SEEK_PROTOCOL: u8 = 157;
+
 /// The metric a handover route is announced with (the deploy snippet's).
 pub const HANDOVER_METRIC: u32 = 4096;
 
@@ -156,6 +159,8 @@ impl BabelConfig {
             self.route_protocol
         ));
         line(&format!("redistribute proto {} deny", self.route_protocol));
+        line("# core's seek routes (retracted client addresses into the TUN device)");
+        line(&format!("redistribute proto {SEEK_PROTOCOL} deny"));
         // Node-client addresses are announced as core's routes only (as in
         // deploy/babeld/l3roamd.conf): announcing the address on lo as well
         // would give babeld two sources for one prefix.

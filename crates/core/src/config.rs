@@ -26,6 +26,13 @@ pub struct CoreConfig {
     /// routes into the TUN device), so that babeld can announce them with
     /// a high metric (`redistribute ... proto 159 metric 4096`).
     pub handover_protocol: u8,
+    /// Route protocol number of seek routes: a /128 into the TUN device,
+    /// just better than the unreachable route babeld keeps for a retracted
+    /// client address (a client whose node vanished), so that its packets
+    /// are held and the client sought instead of dropped. babeld must not
+    /// announce them (no rule allows it: the reference rules deny every
+    /// other route inside the client prefixes).
+    pub seek_protocol: u8,
     /// Kernel metric of core's host routes. It must stay below any metric
     /// babeld installs (96 per hop on wired links), so that a route babel
     /// learned for a client this node serves never wins over ours: babeld
@@ -72,6 +79,7 @@ impl Default for CoreConfig {
             export_table: 254,
             route_protocol: 158,
             handover_protocol: 159,
+            seek_protocol: 157,
             host_route_metric: 32,
             hold_time_ms: 5_000,
             reseek_interval_ms: 1_000,
@@ -113,6 +121,7 @@ impl CoreConfig {
         for (key, protocol) in [
             ("core.route_protocol", self.route_protocol),
             ("core.handover_protocol", self.handover_protocol),
+            ("core.seek_protocol", self.seek_protocol),
         ] {
             if let Some((_, name)) = RESERVED_PROTOCOLS.iter().find(|(n, _)| *n == protocol) {
                 return Err(ConfigError::invalid(
@@ -127,6 +136,16 @@ impl CoreConfig {
                 format!(
                     "{} is core.route_protocol too: babeld could not tell handovers apart",
                     self.handover_protocol
+                ),
+            ));
+        }
+        if self.seek_protocol == self.route_protocol || self.seek_protocol == self.handover_protocol
+        {
+            return Err(ConfigError::invalid(
+                "core.seek_protocol",
+                format!(
+                    "{} is core.route_protocol or core.handover_protocol too",
+                    self.seek_protocol
                 ),
             ));
         }

@@ -62,6 +62,7 @@ mod path_counters {
         HostRoutesRemoved => "host_routes_removed": "Host routes removed (client left or claimed elsewhere).",
         Releases => "releases": "Clients released to another node that claimed them.",
         DuplicateRoutes => "duplicate_routes": "Host routes also announced by another node while the client is here.",
+        SeekRoutes => "seek_routes": "Client addresses babel retracted (unreachable routes) routed into the TUN device to be sought.",
         PrefixesRefused => "prefixes_refused": "Prefixes from prefixd that are not client /64s, ignored.",
         ArrivalsDropped => "arrivals_dropped": "Client arrivals for prefixd dropped because its queue was full.",
         Parked => "parked": "Host routes parked in the TUN device while their client is away.",
@@ -183,7 +184,18 @@ pub struct Engine<P: Platform> {
     learned: BTreeSet<Ipv6Prefix>,
     /// A prefixd snapshot being read.
     snapshot: Option<BTreeSet<Ipv6Prefix>>,
+    /// Client addresses babel retracted, routed into the TUN device.
+    seek_routes: BTreeSet<Ipv6Addr>,
 }
+
+/// babel's route protocol number.
+const BABEL_PROTOCOL: u8 = 42;
+/// Kernel priority of a seek route: below babel's unreachable routes
+/// (`u32::MAX`, its infinite metric reflected), above every real route.
+const SEEK_ROUTE_METRIC: u32 = u32::MAX - 1;
+/// Seek routes at most (a scan of retracted addresses cannot fill the
+/// kernel's table through us).
+const MAX_SEEK_ROUTES: usize = 4096;
 
 impl<P: Platform> std::fmt::Debug for Engine<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,6 +255,7 @@ impl<P: Platform> Engine<P> {
             prefixes: client_prefixes,
             learned: BTreeSet::new(),
             snapshot: None,
+            seek_routes: BTreeSet::new(),
         })
     }
 
@@ -256,6 +269,19 @@ impl<P: Platform> Engine<P> {
                 .await
                 .map_err(|e| DaemonError::fatal(format!("catch-all route {prefix}"), e))?;
             tracing::info!(%prefix, tun = self.tun.name(), "catch-all route installed");
+        }
+        let babel = self
+            .kernel
+            .routes(self.config.export_table, BABEL_PROTOCOL)
+            .await
+            .map_err(|e| DaemonError::fatal("route dump", e))?;
+        for route in babel {
+            if route.kind == RouteType::Unreachable
+                && route.prefix_len == 128
+                && self.is_client(&route.destination)
+            {
+                self.add_seek_route(route.destination).await;
+            }
         }
         Ok(())
     }
@@ -382,14 +408,36 @@ impl<P: Platform> Engine<P> {
     }
 
     async fn route_change(&mut self, change: RouteChange) {
-        let RouteChange::Added(route) = change else {
-            return;
+        let (route, added) = match change {
+            RouteChange::Added(route) => (route, true),
+            RouteChange::Removed(route) => (route, false),
         };
         if route.prefix_len != 128
             || route.oif == Some(self.tun_index)
+            || route.table != self.config.export_table
             || !self.is_client(&route.destination)
         {
             return;
+        }
+        // A retracted client address: babeld keeps an unreachable route
+        // for it (for minutes), which beats the catch-all, so a client
+        // whose node vanished would stay unreachable though it sits on
+        // another node, silent. Route it into the TUN device, just better
+        // than babel's unreachable route: its packets are held and sought.
+        if route.kind == RouteType::Unreachable && route.protocol == BABEL_PROTOCOL {
+            if added {
+                self.add_seek_route(route.destination).await;
+            } else {
+                self.remove_seek_route(route.destination).await;
+            }
+            return;
+        }
+        if !added || route.protocol == self.config.seek_protocol {
+            return;
+        }
+        // A real route: babel's seek route is not needed any more.
+        if route.protocol == BABEL_PROTOCOL {
+            self.remove_seek_route(route.destination).await;
         }
         if route.protocol != self.config.route_protocol {
             let (actions, duplicate) = self
@@ -645,6 +693,47 @@ impl<P: Platform> Engine<P> {
         self.held.set_prefixes(list.clone());
         let actions = self.roaming.set_prefixes(list);
         self.execute_roaming(actions).await;
+    }
+
+    async fn add_seek_route(&mut self, addr: Ipv6Addr) {
+        if self.seek_routes.contains(&addr) || self.seek_routes.len() >= MAX_SEEK_ROUTES {
+            return;
+        }
+        match self.kernel.replace_route(&self.seek_route(addr)).await {
+            Ok(()) => {
+                self.counters.count(C::SeekRoutes);
+                tracing::debug!(client = %addr, "retracted by babel: seek route into the TUN device");
+                self.seek_routes.insert(addr);
+            }
+            Err(e) => {
+                self.counters.count(C::Errors);
+                tracing::warn!(client = %addr, error = %e, "cannot install seek route");
+            }
+        }
+    }
+
+    async fn remove_seek_route(&mut self, addr: Ipv6Addr) {
+        if !self.seek_routes.remove(&addr) {
+            return;
+        }
+        if let Err(e) = self.kernel.delete_route(&self.seek_route(addr)).await {
+            tracing::debug!(client = %addr, error = %e, "seek route already gone");
+        }
+    }
+
+    /// The seek route of `addr`: into the TUN device, of the seek protocol,
+    /// one better than babel's unreachable route (which reflects babel's
+    /// infinite metric: the kernel's highest priority value).
+    fn seek_route(&self, addr: Ipv6Addr) -> Route {
+        Route {
+            destination: addr,
+            prefix_len: 128,
+            table: self.config.export_table,
+            protocol: self.config.seek_protocol,
+            oif: Some(self.tun_index),
+            metric: Some(SEEK_ROUTE_METRIC),
+            kind: RouteType::Unicast,
+        }
     }
 
     /// Tells prefixd which addresses an attached client uses, so that it
@@ -904,6 +993,18 @@ impl<P: Platform> Engine<P> {
     /// adopted, are removed.
     async fn adopt_earlier_run(&mut self) -> Result<(), DaemonError> {
         let table = self.config.export_table;
+        // Seek routes of an earlier run go; [`Engine::start`] puts back
+        // those babel's unreachable routes still call for.
+        let seeks = self
+            .kernel
+            .routes(table, self.config.seek_protocol)
+            .await
+            .map_err(|e| DaemonError::fatal("route dump", e))?;
+        for route in seeks {
+            if let Err(e) = self.kernel.delete_route(&route).await {
+                tracing::debug!(dst = %route.destination, error = %e, "seek route already gone");
+            }
+        }
         let handovers = self
             .kernel
             .routes(table, self.config.handover_protocol)
@@ -1020,7 +1121,11 @@ impl<P: Platform> Engine<P> {
                 tracing::debug!(%addr, error = %e, "node-client address already gone");
             }
         }
-        for protocol in [self.config.route_protocol, self.config.handover_protocol] {
+        for protocol in [
+            self.config.route_protocol,
+            self.config.handover_protocol,
+            self.config.seek_protocol,
+        ] {
             match self.kernel.routes(self.config.export_table, protocol).await {
                 Ok(routes) => {
                     for route in routes {
@@ -1590,6 +1695,59 @@ mod tests {
             lab.engine.prefix_event(e).await;
         }
         assert_eq!(catch_alls(&lab), vec!["fddd:1::/64"]);
+    }
+
+    fn babel_route(addr: &str, kind: RouteType) -> Route {
+        Route {
+            destination: a(addr),
+            prefix_len: 128,
+            table: 254,
+            protocol: 42,
+            oif: None,
+            metric: Some(u32::MAX),
+            kind,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_address_babel_retracted_is_sought_not_dropped() {
+        let mut lab = started(|_| {}).await;
+        let gone = "fddd:1::77";
+        lab.engine
+            .route_change(RouteChange::Added(babel_route(
+                gone,
+                RouteType::Unreachable,
+            )))
+            .await;
+        assert_eq!(lab.host_routes(gone), vec![(157, "l3roam0".into())]);
+        // Its packets reach the TUN device: held and sought.
+        lab.engine.tun_packet(packet_to(gone), Instant::now()).await;
+        assert_eq!(lab.seeks.try_recv().ok(), Some(a(gone)));
+        // Babel has a real route again (the client's new node): ours goes,
+        // and the held packet follows babel's route.
+        let mut found = babel_route(gone, RouteType::Unicast);
+        found.metric = Some(288);
+        found.oif = Some(lab.index("br-client"));
+        lab.engine.route_change(RouteChange::Added(found)).await;
+        assert_eq!(lab.host_routes(gone), vec![]);
+        assert_eq!(*lab.parts.tun.sent.borrow(), vec![packet_to(gone)]);
+        // A retraction never passes for another node's route, nor re-sends
+        // held packets into it.
+        lab.engine.tun_packet(packet_to(gone), Instant::now()).await;
+        lab.engine
+            .route_change(RouteChange::Added(babel_route(
+                gone,
+                RouteType::Unreachable,
+            )))
+            .await;
+        assert_eq!(lab.parts.tun.sent.borrow().len(), 1);
+        lab.engine
+            .route_change(RouteChange::Removed(babel_route(
+                gone,
+                RouteType::Unreachable,
+            )))
+            .await;
+        assert_eq!(lab.host_routes(gone), vec![]);
     }
 
     #[tokio::test(flavor = "current_thread")]

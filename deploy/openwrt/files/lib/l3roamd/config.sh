@@ -64,6 +64,7 @@ core:tun_device:str
 core:export_table:table
 core:route_protocol:int
 core:handover_protocol:int
+core:seek_protocol:int
 core:host_route_metric:int
 core:hold_time_ms:int
 core:reseek_interval_ms:int
@@ -579,9 +580,11 @@ l3roamd_render_babeld() {
 	_l3r_handover=${_l3r_handover:-159}
 	_l3r_proto=$(l3roamd_get core route_protocol)
 	_l3r_proto=${_l3r_proto:-158}
+	_l3r_seek=$(l3roamd_get core seek_protocol)
+	_l3r_seek=${_l3r_seek:-157}
 	_l3r_gwproto=$(l3roamd_get prefixd route_protocol)
 	_l3r_gwproto=${_l3r_gwproto:-160}
-	for _l3r_n in "$_l3r_handover" "$_l3r_proto" "$_l3r_gwproto"; do
+	for _l3r_n in "$_l3r_handover" "$_l3r_proto" "$_l3r_seek" "$_l3r_gwproto"; do
 		case "$_l3r_n" in
 		'' | *[!0-9]*)
 			_l3r_log err "'$_l3r_n' is not a route protocol number; not writing babeld rules"
@@ -610,6 +613,7 @@ l3roamd_render_babeld() {
 	echo "redistribute ip ::/0 eq 128 proto $_l3r_proto allow"
 	echo "redistribute proto $_l3r_proto deny"
 	echo "redistribute proto $_l3r_handover deny"
+	echo "redistribute proto $_l3r_seek deny"
 	_l3r_i=0
 	# babeld refuses "metric 0": class 0 is "allow" (metric 0).
 	echo "redistribute ip ::/0 eq 0 proto $_l3r_gwproto allow"
