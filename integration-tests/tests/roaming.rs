@@ -597,6 +597,64 @@ fn old_node_vanishes_during_the_roam() {
 }
 
 #[test]
+fn a_silent_client_whose_node_died_is_sought_on_its_new_node() {
+    if !require_root_and_tools() {
+        return;
+    }
+    // gw - n1 - n2 - n3, the client on n3; it never sends anything of its
+    // own (no DAD, no traffic): only a seek can find it.
+    let mut lab = fast_lab(3, &[("c1", "n3")]);
+    let c1 = lab.client("c1").expect("c1").clone();
+    let addrs = vec![c1.address];
+    wait_reachable(&lab, &addrs, SETTLE);
+    wait_served(&lab, &[Served::by(&lab, "c1", &addrs, "n3")], SETTLE);
+
+    // Power cut on n3; the client's radio finds n2.
+    lab.kill_node("n3").expect("kill n3");
+    lab.move_client("c1", "n2").expect("move c1 to n2");
+    lab.remove_node("n3").expect("remove n3");
+    // babel on n1 loses n3's route for the client and keeps it as an
+    // unreachable route, which beats the catch-all. n1's core routes the
+    // address into its TUN device instead (the seek protocol, just better),
+    // so a packet from n1 is held and the client sought.
+    let n1 = lab.node("n1").expect("n1").clone();
+    let seek_route = wait::until("n1's seek route for c1", SETTLE, || {
+        let routes = n1.routes()?;
+        let mine: Vec<_> = routes
+            .iter()
+            .filter(|r| r.is_host(c1.address))
+            .map(|r| format!("{r:?}"))
+            .collect();
+        Ok(
+            if routes
+                .iter()
+                .any(|r| r.is_host(c1.address) && r.protocol == "157")
+            {
+                wait::Check::Ready(mine)
+            } else {
+                wait::Check::Pending(format!("{mine:?}"))
+            },
+        )
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+    eprintln!("n1's routes for c1 after n3 died: {seek_route:?}");
+    let start = Instant::now();
+    let reached = wait::until("c1 reachable from n1", SETTLE, || {
+        let p = lab.ping("n1", c1.address, 3, Duration::from_millis(100))?;
+        Ok(if p.received > 0 {
+            wait::Check::Ready(())
+        } else {
+            wait::Check::Pending(p.to_string())
+        })
+    });
+    if let Err(e) = reached {
+        panic!("{e}\n{}", lab.report());
+    }
+    eprintln!("c1 found on n2 {:?} after the first ping", start.elapsed());
+    wait_served(&lab, &[Served::by(&lab, "c1", &addrs, "n2")], SETTLE);
+}
+
+#[test]
 fn client_db_restart_keeps_its_records() {
     if !require_root_and_tools() {
         return;
