@@ -1,0 +1,152 @@
+//! prefixd's gRPC service end to end on a UNIX socket, without root: a node
+//! with no client interfaces and no uplink still takes announcements (it
+//! installs no route without an uplink), refuses bad arguments naming the
+//! field, lists and watches its prefixes and reports its status.
+
+use std::time::Duration;
+
+use l3roamd_daemon::{Config, Context, Shutdown};
+use l3roamd_rpc::pb;
+use l3roamd_rpc::pb::prefix_d_client::PrefixDClient;
+use l3roamd_types::Ipv6Prefix;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+const CONFIG: &str = r#"
+    [mesh]
+    node_address = "fdff::1"
+    client_prefixes = ["fddd:1::/64"]
+"#;
+
+fn prefix(s: &str) -> Option<pb::Prefix> {
+    Some(s.parse::<Ipv6Prefix>().unwrap().into())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn announce_list_watch_and_bad_arguments_over_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("prefixd.sock");
+    let (stop, shutdown) = Shutdown::manual();
+    let ctx = Context {
+        name: "prefixd",
+        config: Config::from_toml(CONFIG).unwrap(),
+        socket: socket.clone(),
+        shutdown,
+    };
+    let daemon = tokio::spawn(prefixd::run(ctx));
+    let mut waited = Duration::ZERO;
+    while !socket.exists() {
+        assert!(waited < Duration::from_secs(10), "prefixd did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    let channel = l3roamd_rpc::connect(&socket).await.unwrap();
+    let mut client = PrefixDClient::new(channel);
+
+    // The configured site prefix, selected, is the snapshot.
+    let mut watch = client
+        .watch_prefixes(pb::WatchPrefixesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.next().await.unwrap().unwrap();
+    match first.event {
+        Some(pb::prefix_event::Event::Snapshot(info)) => {
+            assert_eq!(info.prefix, prefix("fddd:1::/64"));
+            assert_eq!(info.state, pb::PrefixState::Selected as i32);
+            assert_eq!(info.origin, pb::PrefixOrigin::Configured as i32);
+            assert_eq!((info.preferred_lifetime, info.valid_lifetime), (2700, 5400));
+        }
+        other => panic!("not the site prefix: {other:?}"),
+    }
+    assert!(matches!(
+        watch.next().await.unwrap().unwrap().event,
+        Some(pb::prefix_event::Event::SnapshotDone(_))
+    ));
+
+    // Bad arguments are refused with the field's name.
+    let announce = |p: Option<pb::Prefix>, metric: u32, uplink: &str| pb::AnnounceRequest {
+        prefix: p,
+        metric,
+        uplink: uplink.to_string(),
+    };
+    for (bad, field) in [
+        (announce(None, 0, ""), "prefix"),
+        (announce(prefix("2001:db8::/48"), 0, ""), "prefix"),
+        (announce(prefix("2001:db8::/64"), 5000, ""), "metric"),
+        (announce(prefix("2001:db8::/64"), 0, "a b"), "uplink"),
+    ] {
+        let status = client.announce(bad.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}: {status}");
+        assert!(status.message().contains(field), "{bad:?}: {status}");
+    }
+    let status = client
+        .withdraw(pb::WithdrawRequest {
+            prefix: prefix("2001:db8:7::/64"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status}");
+    let status = client
+        .client_arrived(pb::ClientArrivedRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("mac"), "{status}");
+
+    // An announcement: metric 100 is babel's class 128, protocol 162.
+    let answer = client
+        .announce(announce(prefix("2001:db8:1::/64"), 100, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((answer.metric, answer.route_protocol), (128, 162));
+    let listed = client
+        .list_prefixes(pb::ListPrefixesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .prefixes;
+    let ours = listed
+        .iter()
+        .find(|i| i.prefix == prefix("2001:db8:1::/64"))
+        .unwrap_or_else(|| panic!("announced prefix not listed: {listed:?}"));
+    assert_eq!(ours.origin, pb::PrefixOrigin::Announced as i32);
+    // No uplink: no route, so not advertised (nobody here routes it).
+    assert!(!ours.routable);
+    assert_eq!(ours.state, pb::PrefixState::Known as i32);
+    // The watcher hears of it.
+    let added = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&added.event, Some(pb::prefix_event::Event::Added(i)) if i.prefix == prefix("2001:db8:1::/64")),
+        "{added:?}"
+    );
+    client
+        .withdraw(pb::WithdrawRequest {
+            prefix: prefix("2001:db8:1::/64"),
+        })
+        .await
+        .unwrap();
+
+    let status = client
+        .get_status(pb::PrefixdStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.babel_connected);
+    assert_eq!(status.learned_from, "kernel");
+    assert!(status.links.is_empty());
+    assert!(status.counters.iter().any(|c| c.name == "adverts_sent"));
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!socket.exists(), "socket removed at stop");
+}
