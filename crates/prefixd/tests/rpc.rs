@@ -3,6 +3,8 @@
 //! installs no route without an uplink), refuses bad arguments naming the
 //! field, lists and watches its prefixes and reports its status.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 use std::time::Duration;
 
 use l3roamd_daemon::{Config, Context, Shutdown};
