@@ -21,12 +21,10 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use l3roamd_daemon::Shutdown;
-use tokio::io::unix::AsyncFd;
+use l3roamd_net::packet::PacketSocket;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -123,98 +121,21 @@ pub const FILTER: [libc::sock_filter; 26] = [
 /// A packet socket bound to one interface, filtered by [`FILTER`].
 #[derive(Debug)]
 pub struct SnoopSocket {
-    fd: AsyncFd<OwnedFd>,
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    socket: PacketSocket,
 }
 
 impl SnoopSocket {
     /// Opens the socket on interface `ifindex` (needs CAP_NET_RAW).
     pub fn open(ifindex: u32) -> io::Result<SnoopSocket> {
-        // Protocol 0: the socket receives nothing until it is bound, so no
-        // unfiltered frame is queued before the filter is attached.
-        // SAFETY: plain system call with constant arguments.
-        let fd = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let program = libc::sock_fprog {
-            len: FILTER.len() as libc::c_ushort,
-            filter: FILTER.as_ptr().cast_mut(),
-        };
-        // SAFETY: `program` points to FILTER, which lives forever; the
-        // kernel copies the program and never writes through the pointer.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&program as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })?;
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as libc::c_ushort;
-        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex =
-            i32::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `address` is a valid sockaddr_ll of the size passed.
-        check(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
-        // SAFETY: `fd` is an open socket owned by the `AsyncFd` from now on,
-        // which alone closes it (by dropping the `OwnedFd`).
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
-        Ok(SnoopSocket { fd })
+        let socket =
+            PacketSocket::open(ifindex, libc::ETH_P_ALL as u16, &FILTER, Interest::READABLE)?;
+        Ok(SnoopSocket { socket })
     }
 
     /// Receives one frame into `buf`: its captured length and whether this
     /// node sent it.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let result = guard.try_io(|fd| {
-                // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut from_len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                // SAFETY: `buf` and `from` are valid for the lengths passed.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        (&mut from as *mut libc::sockaddr_ll).cast(),
-                        &mut from_len,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let outgoing = u32::from(from.sll_pkttype) == PACKET_OUTGOING;
-                Ok((n as usize, outgoing))
-            });
-            match result {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        self.socket.recv(buf, 0).await
     }
 }
 

@@ -28,13 +28,10 @@
 //! name appears. So on any error [`is_link_gone`] accepts, the caller drops
 //! the link and reopens it by name with backoff.
 
+use l3roamd_net::packet::PacketSocket;
+use l3roamd_types::MacAddr;
 use std::ffi::CString;
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-use l3roamd_types::MacAddr;
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::packet::{
@@ -111,7 +108,7 @@ const WAKE_ON: Interest = Interest::READABLE.add(Interest::ERROR);
 /// A packet socket on one client interface, filtered by [`FILTER`].
 #[derive(Debug)]
 pub struct ClientLink {
-    fd: AsyncFd<OwnedFd>,
+    socket: PacketSocket,
     name: String,
     index: u32,
 }
@@ -147,71 +144,10 @@ impl ClientLink {
     }
 
     fn open_index(name: &str, index: u32) -> io::Result<ClientLink> {
-        let ifindex =
-            i32::try_from(index).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // Protocol 0: the socket receives nothing until it is bound, so no
-        // unfiltered frame is queued before the filter is attached.
-        // SAFETY: plain system call with constant arguments.
-        let fd = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let program = libc::sock_fprog {
-            len: FILTER.len() as libc::c_ushort,
-            filter: FILTER.as_ptr().cast_mut(),
-        };
-        // SAFETY: `program` points to FILTER, which lives forever; the
-        // kernel copies the program and never writes through the pointer.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&program as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })?;
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        address.sll_family = libc::AF_PACKET as libc::c_ushort;
-        address.sll_protocol = ETHERTYPE_IPV6.to_be();
-        address.sll_ifindex = ifindex;
-        // SAFETY: `address` is a valid sockaddr_ll of the size passed.
-        check(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&address as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
-        let mut group = [0u8; 8];
-        group[..6].copy_from_slice(&ALL_ROUTERS_MAC);
-        let membership = libc::packet_mreq {
-            mr_ifindex: ifindex,
-            mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
-            mr_alen: 6,
-            mr_address: group,
-        };
-        // SAFETY: `membership` is a valid packet_mreq of the size passed.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                (&membership as *const libc::packet_mreq).cast(),
-                size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        })?;
-        // SAFETY: `fd` is an open socket owned by the `AsyncFd` from now on,
-        // which alone closes it (by dropping the `OwnedFd`).
-        let fd = unsafe { AsyncFd::register_with_interest(fd, WAKE_ON) }?;
+        let socket = PacketSocket::open(index, ETHERTYPE_IPV6, &FILTER, WAKE_ON)?;
+        socket.join(index, ALL_ROUTERS_MAC)?;
         Ok(ClientLink {
-            fd,
+            socket,
             name: name.to_string(),
             index,
         })
@@ -246,7 +182,7 @@ impl ClientLink {
         // into `request`, a valid ifreq.
         check(unsafe {
             libc::ioctl(
-                self.fd.get_ref().as_raw_fd(),
+                self.socket.raw_fd(),
                 libc::SIOCGIFHWADDR,
                 &mut request as *mut libc::ifreq,
             )
@@ -286,54 +222,15 @@ impl ClientLink {
     /// One frame into `buf`: its length on the wire and whether this host
     /// sent it.
     async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-        loop {
-            let mut guard = self.fd.ready(WAKE_ON).await?;
-            let result = guard.try_io(|fd| {
-                // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut from_len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                // SAFETY: `buf` and `from` are valid for the lengths passed.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_TRUNC,
-                        (&mut from as *mut libc::sockaddr_ll).cast(),
-                        &mut from_len,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let outgoing = u32::from(from.sll_pkttype) == PACKET_OUTGOING;
-                Ok((n as usize, outgoing))
-            });
-            match result {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
-            }
-        }
+        self.socket.recv(buf, libc::MSG_TRUNC).await
     }
 
     /// Sends one whole Ethernet frame out of the interface. Never blocks: a
     /// full send buffer is a `WouldBlock` error (an advertisement is
     /// repeated anyway).
     pub fn send_frame(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: `frame` is valid for its length; the socket is bound, so
-        // send() uses its interface and protocol.
-        let n = unsafe {
-            libc::send(
-                self.fd.get_ref().as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if n as usize != frame.len() {
+        let n = self.socket.send(frame)?;
+        if n != frame.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 format!("{}: sent {n} of {} bytes", self.name, frame.len()),
