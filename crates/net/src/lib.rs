@@ -6,6 +6,7 @@
 // (tests may index, clippy.toml).
 #![deny(clippy::indexing_slicing)]
 
+pub mod bpf;
 pub mod packet;
 pub mod pktinfo;
 pub mod socket;

@@ -28,6 +28,10 @@
 //! name appears. So on any error [`is_link_gone`] accepts, the caller drops
 //! the link and reopens it by name with backoff.
 
+use l3roamd_net::bpf::{
+    jump, stmt, BPF_ABS, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W,
+    LOAD_PKTTYPE, PACKET_OUTGOING,
+};
 use l3roamd_net::packet::PacketSocket;
 use l3roamd_types::MacAddr;
 use std::ffi::CString;
@@ -44,34 +48,6 @@ use super::packet::{
 /// Bytes of a frame passed to userspace: a whole solicitation, options and
 /// all, on any Ethernet link (the checksum covers every byte).
 pub const CAPTURE_LEN: u32 = 2048;
-
-// Classic BPF opcodes (linux/filter.h, linux/bpf_common.h): a stable ABI.
-const BPF_LD: u16 = 0x00;
-const BPF_JMP: u16 = 0x05;
-const BPF_RET: u16 = 0x06;
-const BPF_W: u16 = 0x00;
-const BPF_H: u16 = 0x08;
-const BPF_B: u16 = 0x10;
-const BPF_ABS: u16 = 0x20;
-const BPF_JEQ: u16 = 0x10;
-const BPF_K: u16 = 0x00;
-/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: loads the packet type (host, multicast, outgoing, ...).
-const LOAD_PKTTYPE: u32 = 0xffff_f000 + 4;
-/// `PACKET_OUTGOING` (linux/if_packet.h): a frame this host sent.
-const PACKET_OUTGOING: u32 = 4;
-
-const fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
 
 /// Offset of the IPv6 next header field in an Ethernet frame.
 const AT_NEXT_HEADER: u32 = ETHERNET_HEADER as u32 + 6;
@@ -248,38 +224,8 @@ mod tests {
     use crate::ra::packet::{frame, multicast_mac, ALL_ROUTERS};
     use std::net::Ipv6Addr;
 
-    /// A classic BPF interpreter for the instructions [`FILTER`] uses, with
-    /// the kernel's semantics: a load beyond the packet drops it.
     fn run_filter(program: &[libc::sock_filter], packet: &[u8], pkttype: u32) -> u32 {
-        let (mut a, mut pc) = (0u32, 0usize);
-        let load = |at: u32, size: usize| -> Option<u32> {
-            let at = at as usize;
-            let bytes = packet.get(at..at + size)?;
-            Some(bytes.iter().fold(0, |v, b| (v << 8) | u32::from(*b)))
-        };
-        loop {
-            let i = program[pc];
-            pc += 1;
-            match i.code {
-                c if c == BPF_LD | BPF_H | BPF_ABS => match load(i.k, 2) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == BPF_LD | BPF_B | BPF_ABS => match load(i.k, 1) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                c if c == BPF_LD | BPF_W | BPF_ABS => {
-                    assert_eq!(i.k, LOAD_PKTTYPE);
-                    a = pkttype;
-                }
-                c if c == BPF_JMP | BPF_JEQ | BPF_K => {
-                    pc += usize::from(if a == i.k { i.jt } else { i.jf });
-                }
-                c if c == BPF_RET | BPF_K => return i.k,
-                other => panic!("opcode {other:#x} not interpreted"),
-            }
-        }
+        l3roamd_net::bpf::interpret(program, packet, pkttype).unwrap()
     }
 
     const HOST: u32 = 0;
