@@ -814,6 +814,10 @@ pub async fn run<K: Kernel, E: KernelEvents>(
     node.resync().await;
     node.reselect(Instant::now());
     let mut babel_rx = node.babel.clone();
+    // Without babel's local interface (or once its task has ended) nobody
+    // sends on the channel: its branch is off, or `changed` would return
+    // at once, for ever.
+    let mut babel_alive = babel_rx.has_changed().is_ok();
     loop {
         let deadline = node
             .next_deadline()
@@ -828,10 +832,9 @@ pub async fn run<K: Kernel, E: KernelEvents>(
                 node.kernel_event(event).await;
                 node.reselect(Instant::now());
             }
-            changed = babel_rx.changed() => {
+            changed = babel_rx.changed(), if babel_alive => {
                 if changed.is_err() {
-                    // The babel task has ended (shutdown).
-                    babel_rx = watch::channel(BabelStatus::default()).1;
+                    babel_alive = false;
                 }
                 node.reselect(Instant::now());
             }
