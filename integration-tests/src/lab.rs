@@ -1431,6 +1431,33 @@ impl Lab {
             .map(|d| &mut d.process)
     }
 
+    /// CPU time (user and system) `daemon` on `node` has used so far, from
+    /// `/proc/<pid>/stat`.
+    pub fn daemon_cpu(&mut self, node: &str, daemon: Daemon) -> Result<Duration> {
+        let pid = self
+            .daemon_process(node, daemon)
+            .map(|p| p.pid())
+            .ok_or_else(|| Error::Usage(format!("{daemon} does not run on {node}")))?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| Error::io(format!("reading /proc/{pid}/stat"), e))?;
+        // Fields after the command name (which may hold spaces, in
+        // parentheses): utime and stime are the 12th and 13th of them.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<u64> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| Error::parse("/proc/<pid>/stat", stat.clone()))
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+            .ok()
+            .filter(|h| *h > 0)
+            .unwrap_or(100);
+        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 1000 / hz))
+    }
+
     /// Stops `daemon` on `node` (SIGTERM, then SIGKILL) and forgets it.
     pub fn stop_daemon(&mut self, node: &str, daemon: Daemon) -> Result<std::process::ExitStatus> {
         let idx = self

@@ -167,6 +167,18 @@ fn a_gateway_that_loses_its_uplink_has_its_prefix_deprecated_everywhere() {
     // Back: A is preferred again.
     lab.uplink_carrier(GATEWAY, true).expect("carrier on");
     address(&lab, "c1", PREFIX_A, true);
+
+    // prefixd sleeps between its events (a loop that polled would show as
+    // seconds of CPU by now).
+    let members: Vec<String> = lab.members().iter().map(|m| m.name.clone()).collect();
+    for member in members {
+        let cpu = lab.daemon_cpu(&member, Daemon::PrefixD).expect("cpu");
+        eprintln!("prefixd on {member}: {cpu:?} of CPU");
+        assert!(
+            cpu < Duration::from_secs(2),
+            "prefixd on {member} used {cpu:?} of CPU"
+        );
+    }
 }
 
 #[test]
