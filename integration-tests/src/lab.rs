@@ -1063,8 +1063,40 @@ impl Lab {
 
     /// Starts babeld on every member (gateways and nodes).
     pub fn start_babel(&mut self) -> Result<()> {
-        let babeld = cmd::tool("babeld")?;
         for i in 0..self.members.len() {
+            let process = self.spawn_babel(i)?;
+            self.babeld.push(process);
+        }
+        self.route_client_prefix_from_gateway()
+    }
+
+    /// Restarts babeld on `node` as an init script does: SIGTERM (babeld
+    /// removes its routes and retracts what it announced), `down` later a
+    /// new babeld with the same configuration and state file.
+    pub fn restart_babel(&mut self, node: &str, down: Duration) -> Result<()> {
+        let i = self
+            .members
+            .iter()
+            .position(|m| m.name == node)
+            .ok_or_else(|| Error::Usage(format!("no member {node}")))?;
+        let name = format!("{node}/babeld");
+        let at = self
+            .babeld
+            .iter()
+            .position(|p| p.name() == name)
+            .ok_or_else(|| Error::Usage(format!("babeld does not run on {node}")))?;
+        let mut old = self.babeld.remove(at);
+        old.stop(STOP_GRACE)?;
+        std::thread::sleep(down);
+        let process = self.spawn_babel(i)?;
+        self.babeld.push(process);
+        Ok(())
+    }
+
+    /// Writes the configuration of member `i`'s babeld and starts it.
+    fn spawn_babel(&self, i: usize) -> Result<ManagedProcess> {
+        let babeld = cmd::tool("babeld")?;
+        {
             let node = &self.members[i];
             let config = BabelConfig {
                 node: node.name.clone(),
@@ -1095,17 +1127,15 @@ impl Lab {
             .into_iter()
             .map(OsString::from)
             .collect();
-            let process = ManagedProcess::spawn(
+            ManagedProcess::spawn(
                 &format!("{}/babeld", node.name),
                 &self.ip,
                 Some(node.netns.name()),
                 &babeld,
                 &args,
                 &node.dir.join("babeld.log"),
-            )?;
-            self.babeld.push(process);
+            )
         }
-        self.route_client_prefix_from_gateway()
     }
 
     /// Routes the client prefix from the gateway ("the internet") to the

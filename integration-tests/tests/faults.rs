@@ -172,3 +172,103 @@ fn every_daemon_killed_and_restarted_under_traffic_loses_nothing() {
         lab.report()
     );
 }
+
+/// prefixd on `node` is connected to babeld's control socket again.
+fn prefixd_follows_babel(lab: &Lab, node: &str) -> Result<(), String> {
+    let socket = lab.node(node).expect("node").socket(Daemon::PrefixD);
+    let status =
+        grpc_call(&socket, "l3roamd.v1.PrefixD/GetStatus", "{}").map_err(|e| e.to_string())?;
+    if status.contains("\"babelConnected\": true") {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+#[test]
+fn babeld_restarted_on_the_serving_node_and_on_a_middle_node() {
+    if !require_root_and_tools() {
+        return;
+    }
+    // gw - n1 - n2 - n3, the client on n2: n2 serves it, n1 is on the way.
+    let mut lab = Lab::new(LabOptions::chain(3)).expect("build chain");
+    lab.add_client("c1", "n2").expect("add c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    let addr = lab.client("c1").expect("c1").address;
+    // Found (a silent client is served once sought).
+    let reached = wait::until("c1 reachable from the gateway", SETTLE, || {
+        let p = lab.ping(GATEWAY, addr, 3, Duration::from_millis(20))?;
+        Ok(if p.all_received() {
+            Check::Ready(())
+        } else {
+            Check::Pending(p.to_string())
+        })
+    });
+    if let Err(e) = reached.and_then(|()| {
+        lab.wait_audit(addr, &Expect::holder("n2"), SETTLE)
+            .map(|_| ())
+    }) {
+        panic!("{e}\n{}", lab.report());
+    }
+    let gw = lab.node(GATEWAY).expect("gw").netns.path();
+    let mut problems = Vec::new();
+    for node in ["n2", "n1"] {
+        let ping = LivePing::start(&gw, addr, Duration::from_millis(10)).expect("ping");
+        std::thread::sleep(Duration::from_millis(500));
+        let start = Instant::now();
+        lab.restart_babel(node, RESPAWN)
+            .unwrap_or_else(|e| panic!("babeld on {node} restarts: {e}"));
+        let back = wait::until(
+            &format!("c1 reachable after babeld's restart on {node}"),
+            SETTLE,
+            || {
+                Ok(if ping.replies_since(start + RESPAWN) >= 10 {
+                    Check::Ready(())
+                } else {
+                    Check::Pending(format!(
+                        "{} replies since the restart",
+                        ping.replies_since(start + RESPAWN)
+                    ))
+                })
+            },
+        );
+        let run = ping.stop(Duration::from_millis(500)).expect("ping");
+        let lost = run.lost_sent_after(start, Duration::from_millis(500));
+        let resumed = run.first_reply_after(start + RESPAWN).map(|t| t - start);
+        eprintln!(
+            "babeld restarted on {node} ({RESPAWN:?} down): {lost} of {} sent lost, {} not sent (no route: {:?}), replies again {resumed:?} after the stop",
+            run.sent_after(start),
+            run.send_errors,
+            run.first_error
+        );
+        if let Err(e) = back {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = lab.wait_audit(addr, &Expect::holder("n2"), SETTLE) {
+            problems.push(format!("after babeld's restart on {node}: {e}"));
+        }
+        // prefixd follows babeld's control socket across the restart.
+        let followed = wait::until(
+            &format!("prefixd on {node} following babel again"),
+            SETTLE,
+            || {
+                Ok(match prefixd_follows_babel(&lab, node) {
+                    Ok(()) => Check::Ready(()),
+                    Err(status) => Check::Pending(status),
+                })
+            },
+        );
+        if let Err(e) = followed {
+            problems.push(e.to_string());
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        lab.report()
+    );
+}
