@@ -160,6 +160,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let service = rpc::ClientDbService::new(handle, mesh.node_client_prefix, ctx.shutdown.clone());
     let served = l3roamd_rpc::serve(
         &ctx.socket,
+        ctx.config.runtime.socket_group.as_deref(),
         SERVICE_NAME,
         |router| router.add_service(ClientDbServer::new(service)),
         ctx.shutdown.requested(),

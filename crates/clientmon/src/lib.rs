@@ -91,6 +91,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let service = rpc::ClientMonService::new(handle, ctx.shutdown.clone());
     l3roamd_rpc::serve(
         &ctx.socket,
+        ctx.config.runtime.socket_group.as_deref(),
         SERVICE_NAME,
         |router| router.add_service(ClientMonServer::new(service)),
         ctx.shutdown.requested(),

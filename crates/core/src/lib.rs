@@ -156,10 +156,12 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         started,
     );
     let socket = ctx.socket.clone();
+    let group = ctx.config.runtime.socket_group.clone();
     let shutdown = ctx.shutdown.clone();
     let server = async move {
         l3roamd_rpc::serve(
             &socket,
+            group.as_deref(),
             SERVICE_NAME,
             |router| router.add_service(CoreServer::new(service)),
             shutdown.requested(),

@@ -164,6 +164,8 @@ pub struct RuntimeConfig {
     pub socket_dir: PathBuf,
     /// error, warn, info, debug or trace.
     pub log_level: String,
+    /// The group the sockets belong to (mode 0660), if not the daemon's.
+    pub socket_group: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -171,6 +173,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             socket_dir: PathBuf::from("/var/run/l3roamd"),
             log_level: "info".to_string(),
+            socket_group: None,
         }
     }
 }

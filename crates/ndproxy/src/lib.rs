@@ -86,6 +86,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let service = rpc::NdProxyService::new(mesh, handle, ctx.shutdown.clone());
     let served = l3roamd_rpc::serve(
         &ctx.socket,
+        ctx.config.runtime.socket_group.as_deref(),
         SERVICE_NAME,
         |router| router.add_service(NdProxyServer::new(service)),
         ctx.shutdown.requested(),

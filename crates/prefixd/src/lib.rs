@@ -70,6 +70,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     ));
     l3roamd_rpc::serve(
         &ctx.socket,
+        ctx.config.runtime.socket_group.as_deref(),
         SERVICE_NAME,
         |router| router.add_service(PrefixDServer::new(service)),
         ctx.shutdown.requested(),

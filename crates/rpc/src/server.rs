@@ -27,6 +27,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `runtime.socket_group` names no group, or the socket could not be
+    /// given to it.
+    #[error("runtime.socket_group: {0}")]
+    Group(String),
     /// The reflection service could not load the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -42,19 +46,47 @@ fn socket_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
     }
 }
 
+/// The group (gid) named `name`, from the system's group database.
+fn group_id(name: &str) -> Result<libc::gid_t, ServeError> {
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| ServeError::Group(format!("{name:?} is not a group name")))?;
+    // SAFETY: group is plain data; all-zero is a valid value.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the lengths given; getgrnam_r
+    // writes only into `group`, `buf` and `found`.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(ServeError::Group(format!("no group named {name:?}")));
+    }
+    Ok(group.gr_gid)
+}
+
 /// Serves `service_name` (added to the router by `add`) on the UNIX socket
 /// `path` until `shutdown` resolves, then removes the socket.
 ///
 /// A stale socket file left by a crashed run is removed first; the socket is
-/// made mode 0660 so that a group of operators may use it. Reflection (v1
-/// and v1alpha) and `grpc.health.v1` are served beside the service; the
-/// health status of `service_name` and of the server as a whole is SERVING.
+/// made mode 0660 so that a group of operators may use it: `group`
+/// (`runtime.socket_group`), or the daemon's own. Reflection (v1 and
+/// v1alpha) and `grpc.health.v1` are served beside the service; the health
+/// status of `service_name` and of the server as a whole is SERVING.
 pub async fn serve(
     path: &Path,
+    group: Option<&str>,
     service_name: &str,
     add: impl FnOnce(Router) -> Router,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let gid = group.map(group_id).transpose()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(socket_error(path))?;
     }
@@ -66,6 +98,10 @@ pub async fn serve(
     let listener = UnixListener::bind(path).map_err(socket_error(path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(socket_error(path))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| ServeError::Group(format!("{}: {e}", path.display())))?;
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

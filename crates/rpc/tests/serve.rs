@@ -17,7 +17,7 @@ async fn serves_health_on_a_socket_and_removes_it() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let path = socket.clone();
     let server = tokio::spawn(async move {
-        l3roamd_rpc::serve(&path, "l3roamd.v1.Test", |router| router, async {
+        l3roamd_rpc::serve(&path, None, "l3roamd.v1.Test", |router| router, async {
             let _ = stop_rx.await;
         })
         .await
@@ -76,4 +76,60 @@ async fn connect_to_nothing_fails_with_the_path() {
         .await
         .expect_err("nothing listens");
     assert!(err.to_string().contains("absent.sock"), "{err}");
+}
+
+/// The gid of `name` in /etc/group, if listed there.
+fn gid_of(name: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn the_socket_belongs_to_the_configured_group() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Debian's base-passwd always has it.
+    let gid = gid_of("nogroup").expect("a group nogroup in /etc/group");
+    let socket = dir.path().join("group.sock");
+    let path = socket.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        l3roamd_rpc::serve(
+            &path,
+            Some("nogroup"),
+            "l3roamd.v1.Test",
+            |router| router,
+            async {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+    });
+    for _ in 0..100 {
+        if l3roamd_rpc::connect(&socket).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let meta = std::fs::metadata(&socket).expect("socket");
+    assert_eq!(meta.gid(), gid);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let _ = stop_tx.send(());
+    server.await.expect("join").expect("served");
+
+    // A group that does not exist is a configuration error naming the key.
+    let err = l3roamd_rpc::serve(
+        &dir.path().join("nope.sock"),
+        Some("no-such-group-here"),
+        "l3roamd.v1.Test",
+        |router| router,
+        async {},
+    )
+    .await
+    .expect_err("unknown group");
+    assert!(err.to_string().contains("runtime.socket_group"), "{err}");
 }

@@ -49,6 +49,7 @@ L3R_RESPAWN_RETRY=0
 _L3R_TOML_KEYS='
 runtime:socket_dir:str
 runtime:log_level:str
+runtime:socket_group:str
 mesh:node_address:str
 mesh:mesh_interfaces:list
 mesh:client_interfaces:list
