@@ -610,4 +610,55 @@ mod tests {
         let elsewhere = StationEvent { ifindex: 8, ..del };
         assert_eq!(station_event(&elsewhere, &links, &wireless, now), None);
     }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_events_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0005);
+        let seeds: [&[u8]; 2] = [&NEW_STATION_EVENT, &DEL_STATION_EVENT];
+        for round in 0..5000 {
+            let bytes = damaged(seeds[round % seeds.len()], &mut next);
+            if let Ok(msg) = NetlinkMessage::<RawGenlMessage>::deserialize(&bytes) {
+                let _ = decode_event(&msg);
+            }
+        }
+    }
 }
