@@ -738,4 +738,57 @@ mod tests {
         let mut store = SledStore::open(&path, SledTuning::SMALL).unwrap();
         assert_eq!(store.load_all().unwrap().records.len(), 9);
     }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_records_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0007);
+        let seeds: Vec<Vec<u8>> = (0..4).map(|i| encode(&record(i))).collect();
+        for round in 0..5000 {
+            let bytes = damaged(&seeds[round % seeds.len()], &mut next);
+            if let Some(r) = decode(&bytes) {
+                assert!(r.addresses.len() <= MAX_ADDRESSES);
+                assert!(r.served_by.len() <= MAX_SERVED_BY);
+                assert_eq!(decode(&encode(&r)), Some(r));
+            }
+        }
+    }
 }

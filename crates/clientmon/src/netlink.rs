@@ -694,4 +694,89 @@ mod tests {
         assert_eq!(event(4, NeighbourState::Reachable, None), None);
         assert_eq!(event(6, NeighbourState::Reachable, Some(CLIENT)), None);
     }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_messages_never_panic() {
+        use netlink_packet_route::RouteNetlinkMessage;
+        use rtnetlink::packet_core::NetlinkMessage;
+        let mut next = xorshift(0x5eed_0dd0_0000_0006);
+        let seeds: Vec<Vec<u8>> = [
+            FDB_LEARNED,
+            FDB_DELETED,
+            FDB_PERMANENT,
+            NEIGHBOUR_REACHABLE,
+            NEIGHBOUR_NOARP,
+        ]
+        .iter()
+        .map(|hex| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect();
+        let (links, lab) = (links(), lab_links());
+        let now = Instant::now();
+        for round in 0..5000 {
+            let bytes = damaged(&seeds[round % seeds.len()], &mut next);
+            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes) else {
+                continue;
+            };
+            match msg.payload {
+                NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewNeighbour(m) | RouteNetlinkMessage::DelNeighbour(m),
+                ) => {
+                    if let Some(entry) = fdb_entry(&m) {
+                        let _ = fdb_event(&entry, round % 2 == 0, &links, now);
+                    }
+                    if let Some(entry) = neighbour_entry(&m) {
+                        let _ = neighbour_event(&entry, &lab, now);
+                    }
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+                    let _ = Link::from_message(&m);
+                }
+                _ => {}
+            }
+        }
+    }
 }

@@ -6,12 +6,15 @@
 //! at every resync lists the stations with their inactive time, so an idle
 //! station is judged by our own presence timeout, not by mac80211's.
 //!
-//! Messages are decoded with wl-nl80211's typed [`Nl80211Message`]. One
-//! attribute wl-nl80211 cannot read (a new kernel's station statistic, say)
-//! would make it refuse the whole message, and losing a DEL_STATION for
-//! that would be wrong, so [`decode_event`] then falls back to reading the
-//! three attributes it needs (command, NL80211_ATTR_IFINDEX,
-//! NL80211_ATTR_MAC) from the raw attributes.
+//! Events are read from their raw attributes ([`decode_event`]): only the
+//! command, NL80211_ATTR_IFINDEX, NL80211_ATTR_MAC and the inactive time in
+//! NL80211_ATTR_STA_INFO. wl-nl80211's typed [`Nl80211Message`] parses every
+//! attribute, so one it cannot read (a new kernel's station statistic, say)
+//! would make it refuse the whole message, losing a DEL_STATION; and one it
+//! reads carelessly panics it (wl-nl80211 0.8 slices an NL80211_ATTR_MAC_ADDRS
+//! entry shorter than a MAC, found by the `nl80211_event` fuzz target), which
+//! with `panic = "abort"` ends the daemon. The station dump still comes
+//! typed, from wl-nl80211's own request ([`station_from_message`]).
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,12 @@ const NL80211_CMD_DEL_STATION: u8 = 20;
 const NL80211_ATTR_IFINDEX: u16 = 3;
 /// `NL80211_ATTR_MAC`: six bytes.
 const NL80211_ATTR_MAC: u16 = 6;
+/// `NL80211_ATTR_STA_INFO`: a nest of `NL80211_STA_INFO_*`.
+const NL80211_ATTR_STA_INFO: u16 = 21;
+/// `NL80211_STA_INFO_INACTIVE_TIME`: u32, milliseconds.
+const NL80211_STA_INFO_INACTIVE_TIME: u16 = 1;
+/// The attribute kind without the nested and byte-order flag bits.
+const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// What happened to a station.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +114,8 @@ pub fn station_from_message(
     }))
 }
 
-/// Reads command, interface and MAC from raw attributes, for messages the
-/// typed decoder refuses; `Ok(None)` for other commands.
+/// Reads command, interface, MAC and inactive time from raw attributes;
+/// `Ok(None)` for other commands.
 pub fn station_from_attributes(
     cmd: u8,
     attributes: &[u8],
@@ -118,16 +127,19 @@ pub fn station_from_attributes(
     };
     let mut ifindex = None;
     let mut mac = None;
+    let mut inactive = None;
     // A malformed attribute ends the walk; what was read before counts.
     for nla in NlasIterator::new(attributes).map_while(Result::ok) {
-        // The kind without the nested and byte-order flag bits.
-        match nla.kind() & 0x3fff {
-            NL80211_ATTR_IFINDEX => {
-                ifindex = <[u8; 4]>::try_from(nla.value())
-                    .ok()
-                    .map(u32::from_ne_bytes)
-            }
+        match nla.kind() & NLA_TYPE_MASK {
+            NL80211_ATTR_IFINDEX => ifindex = u32_of(nla.value()),
             NL80211_ATTR_MAC => mac = MacAddr::from_slice(nla.value()).ok(),
+            NL80211_ATTR_STA_INFO => {
+                inactive = NlasIterator::new(nla.value())
+                    .map_while(Result::ok)
+                    .filter(|i| i.kind() & NLA_TYPE_MASK == NL80211_STA_INFO_INACTIVE_TIME)
+                    .find_map(|i| u32_of(i.value()))
+                    .map(|ms| Duration::from_millis(u64::from(ms)));
+            }
             _ => {}
         }
     }
@@ -135,8 +147,13 @@ pub fn station_from_attributes(
         change,
         ifindex: ifindex.ok_or(StationDecodeError::Missing("NL80211_ATTR_IFINDEX"))?,
         mac: mac.ok_or(StationDecodeError::Missing("NL80211_ATTR_MAC"))?,
-        inactive: None,
+        inactive,
     }))
+}
+
+/// A u32 attribute value in host byte order, as netlink carries them.
+fn u32_of(value: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(value).ok().map(u32::from_ne_bytes)
 }
 
 /// Decodes one message of the nl80211 event socket: `Ok(None)` for
@@ -147,16 +164,7 @@ pub fn decode_event(
     let NetlinkPayload::InnerMessage(raw) = &msg.payload else {
         return Ok(None);
     };
-    if raw.header.cmd != NL80211_CMD_NEW_STATION && raw.header.cmd != NL80211_CMD_DEL_STATION {
-        return Ok(None);
-    }
-    match raw.parse_into_genlmsg::<Nl80211Message>() {
-        Ok(genl) => station_from_message(&genl.payload),
-        Err(e) => {
-            tracing::debug!(error = %e, "nl80211 station message not decodable as a whole; reading its MAC and interface only");
-            station_from_attributes(raw.header.cmd, &raw.payload)
-        }
-    }
+    station_from_attributes(raw.header.cmd, &raw.payload)
 }
 
 // ===== the adapter =====
@@ -528,6 +536,32 @@ mod tests {
             Some(Duration::from_millis(1200))
         );
         assert_eq!(raw(&DEL_STATION_EVENT).unwrap().mac, STATION);
+        assert_eq!(event.inactive, Some(Duration::from_millis(1200)));
+    }
+
+    /// Found by the `nl80211_event` fuzz target (the input as found): an
+    /// NL80211_ATTR_MAC_ADDRS (166) nest whose entry is empty panicked
+    /// wl-nl80211 0.8's typed parser, which decode_event used to call first.
+    #[rustfmt::skip]
+    const SHORT_MAC_ADDRS: [u8; 40] = [
+        0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd5, 0x28,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x29, 0x28, 0x00,
+        // genlmsghdr: cmd 20 (DEL_STATION)
+        0x14, 0x01, 0xd2, 0x00,
+        // NL80211_ATTR_MAC_ADDRS (166), a nest with one empty entry (9)
+        0x08, 0x00, 0xa6, 0x00, 0x04, 0x00, 0x09, 0x00,
+        // an attribute of length 0 (malformed: the walk ends there)
+        0x00, 0x00, 0x0a, 0x00, 0xc1, 0x06, 0x00, 0x02,
+        0x80, 0xff, 0x00, 0x02,
+    ];
+
+    #[test]
+    fn a_short_mac_list_is_not_a_panic() {
+        let msg = NetlinkMessage::<RawGenlMessage>::deserialize(&SHORT_MAC_ADDRS).unwrap();
+        assert_eq!(
+            decode_event(&msg),
+            Err(StationDecodeError::Missing("NL80211_ATTR_IFINDEX"))
+        );
     }
 
     #[test]
@@ -543,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn a_statistic_wl_nl80211_refuses_falls_back_to_mac_and_interface() {
+    fn a_statistic_wl_nl80211_refuses_does_not_lose_the_departure() {
         // INACTIVE_TIME two bytes long: wl-nl80211 refuses the message...
         let mut bytes = DEL_STATION_EVENT.to_vec();
         let at = 16 + 4 + 8 + 12 + 8 + 4;
@@ -609,5 +643,56 @@ mod tests {
         );
         let elsewhere = StationEvent { ifindex: 8, ..del };
         assert_eq!(station_event(&elsewhere, &links, &wireless, now), None);
+    }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_events_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0005);
+        let seeds: [&[u8]; 3] = [&NEW_STATION_EVENT, &DEL_STATION_EVENT, &SHORT_MAC_ADDRS];
+        for round in 0..5000 {
+            let bytes = damaged(seeds[round % seeds.len()], &mut next);
+            if let Ok(msg) = NetlinkMessage::<RawGenlMessage>::deserialize(&bytes) {
+                let _ = decode_event(&msg);
+            }
+        }
     }
 }

@@ -188,4 +188,61 @@ mod tests {
         let (_, msg) = unreachable_message(&big).unwrap();
         assert_eq!(msg.len() + 40, 1280);
     }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_packets_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0008);
+        let seeds = [
+            packet("2001:db8::1", 58, &[128, 0, 0, 0, 0, 1, 0, 1]),
+            packet("2001:db8::1", 58, &[1, 3, 0, 0, 0, 0, 0, 0]),
+            packet("fddd:1::1", 17, &[0; 1400]),
+        ];
+        for round in 0..5000 {
+            let bytes = damaged(&seeds[round % seeds.len()], &mut next);
+            let addresses = crate::held::addresses(&bytes);
+            if let Some((to, message)) = unreachable_message(&bytes) {
+                assert_eq!(addresses.map(|(src, _)| src), Some(to));
+                assert!(message.len() <= MIN_MTU - 40);
+            }
+        }
+    }
 }

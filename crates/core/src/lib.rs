@@ -19,6 +19,13 @@ mod roaming;
 mod rpc;
 mod tun;
 
+// Public for the fuzz targets (`fuzz/`): they read bytes from the TUN
+// device, the data port and the kernel.
+pub use held::addresses;
+pub use icmp::unreachable_message;
+pub use kernel::{Neighbour, Route};
+pub use netlink::{neighbour_from, route_from};
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Instant;

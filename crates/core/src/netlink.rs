@@ -27,7 +27,7 @@ fn failed(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> KernelError {
 }
 
 /// Reads the fields core cares about; `None` for non-IPv6 routes.
-fn route_from(msg: &RouteMessage) -> Option<Route> {
+pub fn route_from(msg: &RouteMessage) -> Option<Route> {
     if msg.header.address_family != AddressFamily::Inet6 {
         return None;
     }
@@ -72,7 +72,8 @@ fn route_message(route: &Route) -> RouteMessage {
     builder.build()
 }
 
-fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
+/// Reads a neighbour entry; `None` without an IPv6 destination.
+pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
     let mut address = None;
     let mut mac = None;
     for attr in &msg.attributes {
@@ -299,5 +300,83 @@ impl Kernel for Netlink {
         std::fs::read_link(format!("/sys/class/net/{name}/master"))
             .ok()
             .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::RouteType;
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    fn wire(inner: RouteNetlinkMessage) -> Vec<u8> {
+        let mut message = NetlinkMessage::from(inner);
+        message.finalize();
+        let mut buf = vec![0; message.buffer_len()];
+        message.serialize(&mut buf);
+        buf
+    }
+
+    fn host_route() -> Route {
+        Route {
+            destination: "fddd:1::100".parse().unwrap(),
+            prefix_len: 128,
+            table: 254,
+            protocol: 158,
+            oif: Some(5),
+            metric: Some(1024),
+            kind: RouteType::Unicast,
+        }
+    }
+
+    #[test]
+    fn a_route_reads_back_as_it_was_asked_for() {
+        let bytes = wire(RouteNetlinkMessage::NewRoute(route_message(&host_route())));
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) = msg.payload else {
+            panic!("{:?}", msg.payload);
+        };
+        assert_eq!(route_from(&m), Some(host_route()));
+    }
+
+    #[test]
+    fn random_and_damaged_messages_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0009);
+        let good = wire(RouteNetlinkMessage::NewRoute(route_message(&host_route())));
+        for _ in 0..5000 {
+            let mut bytes = good.clone();
+            match next() % 3 {
+                0 => bytes.truncate((next() as usize) % (good.len() + 1)),
+                1 => {
+                    for _ in 0..=(next() % 4) {
+                        let at = (next() as usize) % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                }
+                // The same bytes as a neighbour message (type 28, RTM_NEWNEIGH).
+                _ => bytes[4] = 28,
+            }
+            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes) else {
+                continue;
+            };
+            match &msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => {
+                    let _ = route_from(m);
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(m)) => {
+                    let _ = neighbour_from(m);
+                }
+                _ => {}
+            }
+        }
     }
 }

@@ -49,6 +49,9 @@ mod rpc;
 pub mod seek;
 mod tasks;
 
+/// Public for the fuzz targets (`fuzz/`): it reads text from /proc.
+pub use links::{parse_if_inet6, IfAddr};
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -307,4 +307,54 @@ mod tests {
             136, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
         ]);
     }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_advertisements_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0001);
+        let good = linux_na();
+        let mut decoded = 0;
+        for _ in 0..5000 {
+            decoded += usize::from(decode_advertisement(&damaged(&good, &mut next)).is_ok());
+        }
+        assert!(decoded > 0, "some damage leaves an advertisement");
+    }
 }

@@ -277,6 +277,43 @@ mod tests {
     }
 
     #[test]
+    fn random_and_damaged_mac_text_never_panics() {
+        // xorshift64: a valid MAC with characters replaced, dropped or
+        // inserted from an alphabet near the format, multibyte included.
+        let mut s: u64 = 0x5eed_0dd0_0000_000a;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as usize
+        };
+        let alphabet: Vec<char> = "0123456789abcdefABCDEFg:-: \u{e9}\u{1f600}"
+            .chars()
+            .collect();
+        let mut parsed = 0;
+        for _ in 0..5000 {
+            let mut text: Vec<char> = "02:4e:4e:00:00:01".chars().collect();
+            for _ in 0..next() % 3 {
+                let c = alphabet[next() % alphabet.len()];
+                let at = next() % text.len();
+                match next() % 3 {
+                    0 => text[at] = c,
+                    1 => {
+                        text.remove(at);
+                    }
+                    _ => text.insert(at, c),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            if let Ok(mac) = text.parse::<MacAddr>() {
+                parsed += 1;
+                assert_eq!(mac.to_string().parse::<MacAddr>(), Ok(mac), "{text:?}");
+            }
+        }
+        assert!(parsed > 0);
+    }
+
+    #[test]
     fn node_client_address_matches_captured_claim() {
         // Vector 7 of crates/intercom/tests/data: CLAIM for 02:00:00:00:01:00 went to fec0::ff:fe00:100.
         let prefix: Ipv6Prefix = "fec0::/64".parse().unwrap();

@@ -114,16 +114,19 @@ pub enum SessionError {
 
 /// One line cut out of the byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Frame {
+pub enum Frame {
+    /// A whole line, without its newline.
     Line(String),
+    /// A line longer than the limit, dropped.
     TooLong,
+    /// A line that is not UTF-8, dropped.
     NotUtf8,
 }
 
 /// Cuts the stream into lines of at most `max` bytes. A longer line is
 /// dropped whole (one [`Frame::TooLong`]); memory stays bounded by `max`.
 #[derive(Debug)]
-struct LineBuffer {
+pub struct LineBuffer {
     buf: Vec<u8>,
     max: usize,
     /// Inside a line already reported too long: drop up to its newline.
@@ -131,7 +134,8 @@ struct LineBuffer {
 }
 
 impl LineBuffer {
-    fn new(max: usize) -> LineBuffer {
+    /// An empty buffer for lines of at most `max` bytes.
+    pub fn new(max: usize) -> LineBuffer {
         LineBuffer {
             buf: Vec::new(),
             max,
@@ -139,7 +143,8 @@ impl LineBuffer {
         }
     }
 
-    fn push(&mut self, bytes: &[u8], frames: &mut Vec<Frame>) {
+    /// Appends the lines that `bytes` complete to `frames`.
+    pub fn push(&mut self, bytes: &[u8], frames: &mut Vec<Frame>) {
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
             let (body, complete) = match chunk.strip_suffix(b"\n") {
                 Some(body) => (body, true),
@@ -184,7 +189,7 @@ enum Phase {
 
 /// What a line asks of the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub enum Step {
     /// Nothing.
     Continue,
     /// The greeting ended: send `monitor`.
@@ -198,14 +203,15 @@ enum Step {
 /// One connection's state: its phase and its view, fed line by line. Pure,
 /// so the protocol is tested without sockets.
 #[derive(Debug)]
-struct Conversation {
+pub struct Conversation {
     phase: Phase,
     view: BabelView,
     version: Option<String>,
 }
 
 impl Conversation {
-    fn new(max_routes: usize) -> Conversation {
+    /// A conversation not yet greeted, keeping at most `max_routes` routes.
+    pub fn new(max_routes: usize) -> Conversation {
         Conversation {
             phase: Phase::Start,
             view: BabelView::new(max_routes),
@@ -213,7 +219,12 @@ impl Conversation {
         }
     }
 
-    fn on_frame(&mut self, frame: Frame, counters: &mut Counters) -> Result<Step, SessionError> {
+    /// Takes one line of babeld's stream.
+    pub fn on_frame(
+        &mut self,
+        frame: Frame,
+        counters: &mut Counters,
+    ) -> Result<Step, SessionError> {
         let text = match frame {
             Frame::Line(text) => text,
             Frame::TooLong => {
@@ -773,5 +784,68 @@ mod tests {
         assert_eq!(s.prefixes.len(), 1);
         stop.send(true).unwrap();
         tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    }
+
+    // ===== property: random and damaged input =====
+
+    /// xorshift64: deterministic random input, no dependency.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// `seed` damaged at random: replaced by random bytes, truncated, a few
+    /// bytes changed, or a few bytes inserted.
+    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let mut buf = seed.to_vec();
+        match next() % 4 {
+            0 => {
+                let len = (next() % 200) as usize;
+                buf = (0..len).map(|_| next() as u8).collect();
+            }
+            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
+            2 => {
+                for _ in 0..=(next() % 4) {
+                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
+                        buf[at] = next() as u8;
+                    }
+                }
+            }
+            _ => {
+                let at = (next() as usize) % (buf.len() + 1);
+                for _ in 0..=(next() % 8) {
+                    buf.insert(at, next() as u8);
+                }
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn random_and_damaged_streams_never_panic() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0004);
+        let mut stream = String::from(GREETING);
+        stream.push_str(&ss_route("1", "2001:db8:1::/64", GW1, 96, true));
+        stream.push_str("ok\n");
+        stream.push_str(&ss_route("2", "2001:db8:1::/64", GW2, 128, false));
+        stream.push_str("flush route 1 prefix ::/0 from 2001:db8:1::/64 installed no id 02:00:00:ff:fe:00:01:01 metric 65535 refmetric 65535 via fe80::1 if mesh0\n");
+        for _ in 0..2000 {
+            let bytes = damaged(stream.as_bytes(), &mut next);
+            let mut buffer = LineBuffer::new(64);
+            let mut conversation = Conversation::new(4);
+            let mut counters = Counters::default();
+            let chunk = (next() % 40 + 1) as usize;
+            'stream: for read in bytes.chunks(chunk) {
+                for frame in lines(&mut buffer, read) {
+                    if conversation.on_frame(frame, &mut counters).is_err() {
+                        break 'stream;
+                    }
+                }
+            }
+        }
     }
 }

@@ -25,7 +25,10 @@ use std::path::PathBuf;
 use l3roamd_daemon::{limits, ConfigError};
 use serde::Deserialize;
 
-pub use client::{BabelClient, BabelStatus, Counter as BabelCounter, Counters as BabelCounters};
+pub use client::{
+    BabelClient, BabelStatus, Conversation, Counter as BabelCounter, Counters as BabelCounters,
+    Frame, LineBuffer, Step,
+};
 pub use line::{parse_line, Action, BabelLine, LineError, RouteLine, RouterId, XRouteLine};
 pub use view::{BabelRoute, BabelView, BabelXRoute, HeardGateway, HeardPrefix};
 
