@@ -306,17 +306,8 @@ impl Kernel for Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l3roamd_types::damage::xorshift;
     use netlink_packet_route::route::RouteType;
-
-    /// xorshift64: deterministic random input, no dependency.
-    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
-    }
 
     fn wire(inner: RouteNetlinkMessage) -> Vec<u8> {
         let mut message = NetlinkMessage::from(inner);

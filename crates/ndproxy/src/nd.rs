@@ -173,6 +173,7 @@ pub fn decode_advertisement(bytes: &[u8]) -> Result<NeighbourAdvert, DecodeError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l3roamd_types::damage::{damaged, xorshift};
 
     const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x100);
     const MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x01, 0]);
@@ -309,43 +310,6 @@ mod tests {
     }
 
     // ===== property: random and damaged input =====
-
-    /// xorshift64: deterministic random input, no dependency.
-    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
-    }
-
-    /// `seed` damaged at random: replaced by random bytes, truncated, a few
-    /// bytes changed, or a few bytes inserted.
-    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
-        let mut buf = seed.to_vec();
-        match next() % 4 {
-            0 => {
-                let len = (next() % 200) as usize;
-                buf = (0..len).map(|_| next() as u8).collect();
-            }
-            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
-            2 => {
-                for _ in 0..=(next() % 4) {
-                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
-                        buf[at] = next() as u8;
-                    }
-                }
-            }
-            _ => {
-                let at = (next() as usize) % (buf.len() + 1);
-                for _ in 0..=(next() % 8) {
-                    buf.insert(at, next() as u8);
-                }
-            }
-        }
-        buf
-    }
 
     #[test]
     fn random_and_damaged_advertisements_never_panic() {

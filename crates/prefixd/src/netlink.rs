@@ -339,6 +339,7 @@ mod tests {
     use rtnetlink::packet_core::{NetlinkHeader, NLMSG_OVERRUN};
 
     use super::*;
+    use l3roamd_types::damage::{damaged, xorshift};
 
     const R1: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
     const R2: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
@@ -713,43 +714,6 @@ mod tests {
     }
 
     // ===== property: random and damaged input =====
-
-    /// xorshift64: deterministic random input, no dependency.
-    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
-    }
-
-    /// `seed` damaged at random: replaced by random bytes, truncated, a few
-    /// bytes changed, or a few bytes inserted.
-    fn damaged(seed: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
-        let mut buf = seed.to_vec();
-        match next() % 4 {
-            0 => {
-                let len = (next() % 200) as usize;
-                buf = (0..len).map(|_| next() as u8).collect();
-            }
-            1 => buf.truncate((next() as usize) % (seed.len() + 1)),
-            2 => {
-                for _ in 0..=(next() % 4) {
-                    if let Some(at) = (next() as usize).checked_rem(buf.len()) {
-                        buf[at] = next() as u8;
-                    }
-                }
-            }
-            _ => {
-                let at = (next() as usize) % (buf.len() + 1);
-                for _ in 0..=(next() % 8) {
-                    buf.insert(at, next() as u8);
-                }
-            }
-        }
-        buf
-    }
 
     #[test]
     fn random_and_damaged_messages_never_panic() {

@@ -7,6 +7,7 @@
 //! files and grpcurl output.
 
 pub mod addr;
+pub mod damage;
 
 use std::fmt;
 use std::net::Ipv6Addr;

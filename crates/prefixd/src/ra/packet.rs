@@ -597,6 +597,7 @@ pub fn decode_solicitation_frame(frame: &[u8]) -> Result<Solicitation, DecodeErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l3roamd_types::damage::xorshift;
 
     fn ip(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
@@ -871,16 +872,6 @@ mod tests {
         ra[34] = 32;
         let decoded = decode_ra(&ra).unwrap();
         assert_eq!(decoded.prefixes[0].prefix, "2001:db8::/32".parse().unwrap());
-    }
-
-    /// A small seeded generator: the no-panic test needs no proptest.
-    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        }
     }
 
     #[test]
