@@ -22,6 +22,34 @@ pub fn emit(value: &Value) {
     let _ = out.flush();
 }
 
+/// The start of every lab program: its arguments from `parse` (an empty
+/// error asks for the usage), then its prerequisites (root, babeld, ip,
+/// grpcurl). `Err` is the exit status to end with: 0 after the usage, 2 for
+/// a bad argument or a missing prerequisite.
+pub fn start<A>(
+    program: &str,
+    usage: &str,
+    parse: impl FnOnce() -> Result<A, String>,
+) -> Result<A, std::process::ExitCode> {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{usage}");
+            return Err(std::process::ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}\n\n{usage}");
+            return Err(std::process::ExitCode::from(2));
+        }
+    };
+    let missing = crate::missing_prerequisites();
+    if !missing.is_empty() {
+        eprintln!("{program}: needs {}", missing.join(", "));
+        return Err(std::process::ExitCode::from(2));
+    }
+    Ok(args)
+}
+
 /// The end of every benchmark: the summary as a JSON line, the `#` table
 /// (unless `json_only`), and the exit status.
 pub fn finish(

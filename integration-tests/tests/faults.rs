@@ -22,6 +22,17 @@ const RESPAWN: Duration = Duration::from_secs(2);
 const RESYNC: Duration = Duration::from_secs(3);
 const SETTLE: Duration = Duration::from_secs(30);
 
+/// gw - n1 - n2 - n3 with real babeld and the daemons, client c1 on n2.
+fn chain_with_c1_on_n2() -> Lab {
+    let mut lab = Lab::new(LabOptions::chain(3)).expect("build chain");
+    lab.add_client("c1", "n2").expect("add c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    lab
+}
+
 fn served_routes(lab: &Lab, node: &str, addr: Ipv6Addr) -> Vec<String> {
     lab.node(node)
         .expect("node")
@@ -39,12 +50,7 @@ fn every_daemon_killed_and_restarted_under_traffic_loses_nothing() {
         return;
     }
     // gw - n1 - n2 - n3, the client on n2.
-    let mut lab = Lab::new(LabOptions::chain(3)).expect("build chain");
-    lab.add_client("c1", "n2").expect("add c1");
-    lab.start_babel().expect("babeld");
-    lab.wait_routes_converged(Duration::from_secs(30))
-        .expect("babel converges");
-    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    let mut lab = chain_with_c1_on_n2();
     let c1 = lab.client("c1").expect("c1").clone();
     let addr = c1.address;
     let nca = c1.node_client_address().expect("c1's node-client address");
@@ -190,13 +196,8 @@ fn babeld_restarted_on_the_serving_node_and_on_a_middle_node() {
     if !require_root_and_tools() {
         return;
     }
-    // gw - n1 - n2 - n3, the client on n2: n2 serves it, n1 is on the way.
-    let mut lab = Lab::new(LabOptions::chain(3)).expect("build chain");
-    lab.add_client("c1", "n2").expect("add c1");
-    lab.start_babel().expect("babeld");
-    lab.wait_routes_converged(Duration::from_secs(30))
-        .expect("babel converges");
-    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    // n2 serves the client, n1 is on the way.
+    let mut lab = chain_with_c1_on_n2();
     let addr = lab.client("c1").expect("c1").address;
     // Found (a silent client is served once sought).
     let reached = wait::until("c1 reachable from the gateway", SETTLE, || {

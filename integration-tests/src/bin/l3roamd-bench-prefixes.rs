@@ -32,8 +32,7 @@ use serde_json::{json, Value};
 use l3roamd_lab::bench::{duration_stats as stats, emit, ms};
 use l3roamd_lab::daemons::base64;
 use l3roamd_lab::{
-    grpc_call, missing_prerequisites, Daemon, Ipv6Prefix, Lab, LabOptions, Launch, Result, GATEWAY,
-    INET, INTERNET_HOST,
+    grpc_call, Daemon, Ipv6Prefix, Lab, LabOptions, Launch, Result, GATEWAY, INET, INTERNET_HOST,
 };
 
 const USAGE: &str = "\
@@ -106,22 +105,10 @@ fn parse_args() -> std::result::Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("l3roamd-bench-prefixes: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match l3roamd_lab::bench::start("l3roamd-bench-prefixes", USAGE, parse_args) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        eprintln!("l3roamd-bench-prefixes: needs {}", missing.join(", "));
-        return ExitCode::from(2);
-    }
     let mut results = Results::default();
     let failed = match bench(&args, &mut results) {
         Ok(()) => false,

@@ -72,10 +72,7 @@ use l3roamd_lab::bench::{
 };
 use l3roamd_lab::process::ManagedProcess;
 use l3roamd_lab::roam::{self, RoamOutcome, RoamSpec};
-use l3roamd_lab::{
-    cmd, missing_prerequisites, wait, Lab, LabOptions, Launch, LivePing, Result, CLIENT_BRIDGE,
-    GATEWAY,
-};
+use l3roamd_lab::{cmd, wait, Lab, LabOptions, Launch, LivePing, Result, CLIENT_BRIDGE, GATEWAY};
 
 const USAGE: &str = "\
 Usage: l3roamd-bench-roam [--roams N] [--hello S] [--hops H[,H...]] [--resume-timeout S]
@@ -206,22 +203,10 @@ fn parse_args() -> std::result::Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let mut args = match parse_args() {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("l3roamd-bench-roam: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let mut args = match l3roamd_lab::bench::start("l3roamd-bench-roam", USAGE, parse_args) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        eprintln!("l3roamd-bench-roam: needs {}", missing.join(", "));
-        return ExitCode::from(2);
-    }
     let tcpdump = if args.capture {
         let found = cmd::find_tool("tcpdump");
         if found.is_none() {

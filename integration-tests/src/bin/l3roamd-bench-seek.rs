@@ -31,8 +31,7 @@ use serde_json::{json, Value};
 use l3roamd_lab::bench::{count_stats, duration_stats as stats, emit, ms};
 
 use l3roamd_lab::{
-    grpc_call, missing_prerequisites, wait, Daemon, Lab, LabOptions, Launch, Node, Result,
-    CLIENT_BRIDGE, GATEWAY,
+    grpc_call, wait, Daemon, Lab, LabOptions, Launch, Node, Result, CLIENT_BRIDGE, GATEWAY,
 };
 
 const USAGE: &str = "\
@@ -127,22 +126,10 @@ fn parse_args() -> std::result::Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("l3roamd-bench-seek: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match l3roamd_lab::bench::start("l3roamd-bench-seek", USAGE, parse_args) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        eprintln!("l3roamd-bench-seek: needs {}", missing.join(", "));
-        return ExitCode::from(2);
-    }
     let started = Instant::now();
     let mut all = Results::default();
     let mut failed = false;

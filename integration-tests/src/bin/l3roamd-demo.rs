@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use l3roamd_lab::{
-    health_status, list_services, missing_prerequisites, node_address, Daemon, Lab, LabOptions,
-    Launch, INTERNET_ADDRESS,
+    health_status, list_services, node_address, Daemon, Lab, LabOptions, Launch, INTERNET_ADDRESS,
 };
 
 const USAGE: &str = "\
@@ -67,22 +66,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("l3roamd-demo: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match l3roamd_lab::bench::start("l3roamd-demo", USAGE, parse_args) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        eprintln!("l3roamd-demo: needs {}", missing.join(", "));
-        return ExitCode::from(2);
-    }
     let started = Instant::now();
     let options = LabOptions {
         nodes: args.nodes,
