@@ -52,7 +52,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let babel = babel::BabelClient::from_config(&config.babel()).map(|c| (c, babel_tx));
     let (published_tx, published_rx) = tokio::sync::watch::channel(Vec::new());
     let (query_tx, query_rx) = tokio::sync::mpsc::channel(64);
-    let node = tasks::Node::new(
+    let mut node = tasks::Node::new(
         config,
         ctx.config.mesh.clone(),
         kernel,
@@ -60,6 +60,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         published_tx,
         std::time::Instant::now(),
     );
+    node.start().await;
     let service = rpc::PrefixService::new(published_rx, query_tx, ctx.shutdown.clone());
     tokio::spawn(tasks::run(
         node,

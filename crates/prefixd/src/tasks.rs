@@ -190,6 +190,14 @@ impl<K: Kernel> Node<K> {
         }
     }
 
+    /// Reads the kernel's links and routes and publishes the first prefix
+    /// set: done before the socket is served, so that the first watcher's
+    /// snapshot is the node's state, not an empty set.
+    pub async fn start(&mut self) {
+        self.resync().await;
+        self.reselect(Instant::now());
+    }
+
     /// The RA link names.
     pub fn link_names(&self) -> Vec<String> {
         self.links.keys().cloned().collect()
@@ -794,7 +802,7 @@ impl<K: Kernel> Node<K> {
     }
 }
 
-/// Runs prefixd until shutdown.
+/// Runs prefixd until shutdown (after [`Node::start`]).
 pub async fn run<K: Kernel, E: KernelEvents>(
     mut node: Node<K>,
     mut events: E,
@@ -811,8 +819,6 @@ pub async fn run<K: Kernel, E: KernelEvents>(
     for name in node.link_names() {
         tokio::spawn(follow_link(name, link_tx.clone(), shutdown.clone()));
     }
-    node.resync().await;
-    node.reselect(Instant::now());
     let mut babel_rx = node.babel.clone();
     // Without babel's local interface (or once its task has ended) nobody
     // sends on the channel: its branch is off, or `changed` would return
