@@ -1558,18 +1558,7 @@ impl Lab {
         count: u32,
         interval: Duration,
     ) -> Result<PingResult> {
-        if count > u32::from(u16::MAX) {
-            return Err(Error::Usage("at most 65535 echo requests per ping".into()));
-        }
-        let ns = self.netns(from)?;
-        ping::ping(
-            &ns.path(),
-            addr,
-            None,
-            count,
-            interval,
-            Duration::from_secs(1),
-        )
+        self.ping_in(from, addr, None, None, count, interval)
     }
 
     /// Pings `addr` from `from` out of interface `iface` (for link-local addresses).
@@ -1581,18 +1570,7 @@ impl Lab {
         count: u32,
         interval: Duration,
     ) -> Result<PingResult> {
-        if count > u32::from(u16::MAX) {
-            return Err(Error::Usage("at most 65535 echo requests per ping".into()));
-        }
-        let ns = self.netns(from)?;
-        ping::ping(
-            &ns.path(),
-            addr,
-            Some(iface),
-            count,
-            interval,
-            Duration::from_secs(1),
-        )
+        self.ping_in(from, addr, Some(iface), None, count, interval)
     }
 
     /// Pings `addr` from the namespace `from` with requests from its address
@@ -1605,13 +1583,26 @@ impl Lab {
         count: u32,
         interval: Duration,
     ) -> Result<PingResult> {
+        self.ping_in(from, addr, None, Some(source), count, interval)
+    }
+
+    fn ping_in(
+        &self,
+        from: &str,
+        addr: Ipv6Addr,
+        iface: Option<&str>,
+        source: Option<Ipv6Addr>,
+        count: u32,
+        interval: Duration,
+    ) -> Result<PingResult> {
         if count > u32::from(u16::MAX) {
             return Err(Error::Usage("at most 65535 echo requests per ping".into()));
         }
         let ns = self.netns(from)?;
-        ping::ping_from(
+        ping::ping_in(
             &ns.path(),
             addr,
+            iface,
             source,
             count,
             interval,

@@ -104,7 +104,7 @@ pub fn ping_from(
     ping_in(netns_path, dst, None, Some(source), count, interval, linger)
 }
 
-fn ping_in(
+pub(crate) fn ping_in(
     netns_path: &Path,
     dst: Ipv6Addr,
     iface: Option<&str>,
@@ -641,8 +641,9 @@ enum Reply {
     TimeExceeded { code: u8, from: Ipv6Addr },
 }
 
-/// Waits up to `wait` for one ICMPv6 packet; returns what it means for us.
-fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<Reply>> {
+/// Waits up to `wait` for `sock` to be readable (false: timed out or
+/// interrupted); `what` names the poll in an error.
+pub(crate) fn readable(sock: &OwnedFd, wait: Duration, what: &str) -> Result<bool> {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
         events: libc::POLLIN,
@@ -654,11 +655,16 @@ fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Resu
     if ready < 0 {
         let e = std::io::Error::last_os_error();
         if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(None);
+            return Ok(false);
         }
-        return Err(Error::io("poll on ICMPv6 socket", e));
+        return Err(Error::io(what.to_string(), e));
     }
-    if ready == 0 {
+    Ok(ready > 0)
+}
+
+/// Waits up to `wait` for one ICMPv6 packet; returns what it means for us.
+fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<Reply>> {
+    if !readable(sock, wait, "poll on ICMPv6 socket")? {
         return Ok(None);
     }
     let mut buf = [0u8; 1500];

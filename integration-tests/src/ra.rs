@@ -428,22 +428,7 @@ fn set_int_option(
 
 /// Waits up to `wait` for one incoming packet; the ND message of `icmp_type` it carries, if any.
 fn receive_nd(sock: &OwnedFd, icmp_type: u8, wait: Duration) -> Result<Option<NdMessage>> {
-    let mut pfd = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if ready < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(None);
-        }
-        return Err(Error::io("poll on AF_PACKET socket", e));
-    }
-    if ready == 0 {
+    if !crate::ping::readable(sock, wait, "poll on AF_PACKET socket")? {
         return Ok(None);
     }
     let mut buf = [0u8; 2048];
