@@ -18,8 +18,6 @@ use l3roamd_lab::{
 
 /// procd's respawn waits this long before a restart here.
 const RESPAWN: Duration = Duration::from_secs(2);
-/// After a restart: time for the daemon to resynchronise before the next.
-const RESYNC: Duration = Duration::from_secs(3);
 const SETTLE: Duration = Duration::from_secs(30);
 
 /// gw - n1 - n2 - n3 with real babeld and the daemons, client c1 on n2.
@@ -31,6 +29,33 @@ fn chain_with_c1_on_n2() -> Lab {
         .expect("babel converges");
     lab.start_all_daemons(Launch::Separate).expect("daemons");
     lab
+}
+
+/// Waits until n2's core serves c1 (`addr`) and is connected to its four
+/// peers.
+fn wait_resynced(lab: &Lab, addr: Ipv6Addr) -> l3roamd_lab::Result<()> {
+    let core = lab.node("n2").expect("n2").socket(Daemon::Core);
+    let lookup = format!(r#"{{"address":{{"octets":"{}"}}}}"#, base64(&addr.octets()));
+    wait::until(
+        "n2's core serving c1 and connected to its peers",
+        SETTLE,
+        || {
+            let found = grpc_call(&core, "l3roamd.v1.Core/LookupClient", &lookup)?;
+            let status = grpc_call(&core, "l3roamd.v1.Core/GetStatus", "{}")?;
+            let status: serde_json::Value = serde_json::from_str(&status)
+                .map_err(|e| l3roamd_lab::Error::parse("core status", e.to_string()))?;
+            let peers = status["peers"].as_array().cloned().unwrap_or_default();
+            let connected = peers
+                .iter()
+                .filter(|p| p["state"] == "PEER_STATE_CONNECTED")
+                .count();
+            Ok(if found.contains("\"local\": true") && connected == 4 {
+                Check::Ready(())
+            } else {
+                Check::Pending(format!("{found} / {connected} of 4 peers connected"))
+            })
+        },
+    )
 }
 
 fn served_routes(lab: &Lab, node: &str, addr: Ipv6Addr) -> Vec<String> {
@@ -94,7 +119,10 @@ fn every_daemon_killed_and_restarted_under_traffic_loses_nothing() {
         std::thread::sleep(RESPAWN);
         lab.start_daemon("n2", daemon, Launch::Separate)
             .unwrap_or_else(|e| panic!("{daemon} restarts: {e}\n{}", lab.report()));
-        std::thread::sleep(RESYNC);
+        // Resynchronised before the next one: core serves c1 and follows
+        // all four others again.
+        wait_resynced(&lab, addr)
+            .unwrap_or_else(|e| panic!("after {daemon}'s restart: {e}\n{}", lab.report()));
         windows.push((daemon, start, Instant::now()));
     }
     let run = ping.stop(Duration::from_millis(500)).expect("ping");
@@ -121,29 +149,7 @@ fn every_daemon_killed_and_restarted_under_traffic_loses_nothing() {
     }
     // Core (itself restarted last) serves c1 again and is connected to the
     // four others, each restarted once.
-    let core = lab.node("n2").expect("n2").socket(Daemon::Core);
-    let lookup = format!(r#"{{"address":{{"octets":"{}"}}}}"#, base64(&addr.octets()));
-    let resynced = wait::until(
-        "n2's core serving c1 and connected to its peers",
-        SETTLE,
-        || {
-            let found = grpc_call(&core, "l3roamd.v1.Core/LookupClient", &lookup)?;
-            let status = grpc_call(&core, "l3roamd.v1.Core/GetStatus", "{}")?;
-            let status: serde_json::Value = serde_json::from_str(&status)
-                .map_err(|e| l3roamd_lab::Error::parse("core status", e.to_string()))?;
-            let peers = status["peers"].as_array().cloned().unwrap_or_default();
-            let connected = peers
-                .iter()
-                .filter(|p| p["state"] == "PEER_STATE_CONNECTED")
-                .count();
-            Ok(if found.contains("\"local\": true") && connected == 4 {
-                Check::Ready(())
-            } else {
-                Check::Pending(format!("{found} / {connected} of 4 peers connected"))
-            })
-        },
-    );
-    if let Err(e) = resynced {
+    if let Err(e) = wait_resynced(&lab, addr) {
         problems.push(format!("core after the restarts: {e}"));
     }
     let routes_after = served_routes(&lab, "n2", addr);
