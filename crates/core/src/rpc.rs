@@ -158,4 +158,25 @@ impl pb::core_server::Core for CoreService {
             local: true,
         }))
     }
+
+    async fn list_mesh_interfaces(
+        &self,
+        _request: Request<pb::ListMeshInterfacesRequest>,
+    ) -> Result<Response<pb::MeshInterfaces>, Status> {
+        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+    }
+
+    async fn add_mesh_interface(
+        &self,
+        _request: Request<pb::MeshInterfaceRequest>,
+    ) -> Result<Response<pb::MeshInterfaces>, Status> {
+        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+    }
+
+    async fn remove_mesh_interface(
+        &self,
+        _request: Request<pb::MeshInterfaceRequest>,
+    ) -> Result<Response<pb::MeshInterfaces>, Status> {
+        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+    }
 }
