@@ -590,4 +590,41 @@ mod tests {
             Err(ConfigError::File { .. })
         ));
     }
+
+    /// A daemon reads its file once: its sections come from that one
+    /// reading, so a file rewritten (or half written) while it runs changes
+    /// nothing until the restart, and a section read late cannot mix old
+    /// and new values.
+    #[test]
+    fn sections_come_from_the_file_as_it_was_read() {
+        #[derive(Debug, Default, Deserialize)]
+        struct Core {
+            export_table: u32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l3roamd.toml");
+        std::fs::write(&path, format!("{GOOD}\n[core]\nexport_table = 11\n")).unwrap();
+        let info = DaemonInfo {
+            name: "x",
+            section: "core",
+            about: "",
+        };
+        let args = DaemonArgs {
+            config: Some(path.clone()),
+            ..DaemonArgs::default()
+        };
+        let c = Config::load(info, &args).unwrap();
+        // Rewritten, then cut short mid-line, as a non-atomic writer would.
+        std::fs::write(
+            &path,
+            "[mesh]\nnode_address = \"fdff::2\"\n[core]\nexport_tab",
+        )
+        .unwrap();
+        assert_eq!(c.section::<Core>("core").unwrap().export_table, 11);
+        assert_eq!(c.mesh.node_address, "fdff::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(c.mesh.mesh_interfaces, vec!["m-n2".to_string()]);
+        // The next start sees the broken file and names where it broke.
+        let err = Config::load(info, &args).unwrap_err();
+        assert!(err.to_string().contains("l3roamd.toml"), "{err}");
+    }
 }

@@ -1,4 +1,8 @@
-//! A clean stop on SIGTERM (procd) or SIGINT (a terminal).
+//! A clean stop on SIGTERM (procd) or SIGINT (a terminal). SIGHUP, whose
+//! default action would kill the daemon and drop its held packets, is
+//! logged and ignored: the configuration is read once, at start, and a
+//! change is applied whole by a restart (procd restarts a daemon whose
+//! configuration file changed), never half by a reload.
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -11,15 +15,22 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Installs the SIGTERM and SIGINT handlers.
+    /// Installs the SIGTERM, SIGINT and SIGHUP handlers.
     pub fn on_signals() -> std::io::Result<Shutdown> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
+            let name = loop {
+                tokio::select! {
+                    _ = term.recv() => break "SIGTERM",
+                    _ = int.recv() => break "SIGINT",
+                    _ = hup.recv() => tracing::warn!(
+                        "SIGHUP ignored: the configuration is read only at start; \
+                         restart the daemon to apply a change"
+                    ),
+                }
             };
             tracing::info!(signal = name, "stopping");
             let _ = tx.send(true);
