@@ -22,6 +22,7 @@ pub mod cmd;
 pub mod daemons;
 pub mod error;
 pub mod lab;
+pub mod mesh_run;
 pub mod meter;
 pub mod netns;
 pub mod ping;

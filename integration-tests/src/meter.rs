@@ -10,7 +10,8 @@
 //! is counted once per link it crosses (on the sender's mesh interface: a
 //! forwarded unicast CLAIM counts on every hop, a SEEK flood on every link
 //! it is sent over), by the intercom packet type in its header. Bytes are
-//! the IPv6 packet (header included, link layer not). Daemon counters could
+//! the IPv6 packet (header included, link layer not), from its header's
+//! payload length. Daemon counters could
 //! not give that: they count what a daemon sends, not what the links carry.
 
 use std::collections::BTreeMap;
@@ -252,14 +253,19 @@ const LD_H_ABS: u16 = 0x28;
 const LD_B_ABS: u16 = 0x30;
 const JEQ_K: u16 = 0x15;
 const RET_K: u16 = 0x06;
+/// SKF_AD_OFF + SKF_AD_PROTOCOL: the frame's ethertype.
+const AD_PROTOCOL: u32 = 0xffff_f000;
 /// SKF_AD_OFF + SKF_AD_PKTTYPE: the packet's type (4 = PACKET_OUTGOING).
 const AD_PKTTYPE: u32 = 0xffff_f000 + 4;
+const ETHERTYPE_IPV6: u32 = 0x86dd;
 const PACKET_OUTGOING: u32 = 4;
 
 /// The filter: outgoing IPv6/UDP (no extension headers: ours have none) to port 5523 or 5524.
-fn program() -> [libc::sock_filter; 9] {
+fn program() -> [libc::sock_filter; 11] {
     let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     [
+        op(LD_W_ABS, 0, 0, AD_PROTOCOL),
+        op(JEQ_K, 0, 8, ETHERTYPE_IPV6),
         op(LD_W_ABS, 0, 0, AD_PKTTYPE),
         op(JEQ_K, 0, 6, PACKET_OUTGOING),
         // SOCK_DGRAM: offset 0 is the IPv6 header; next header at 6.
@@ -275,8 +281,11 @@ fn program() -> [libc::sock_filter; 9] {
 }
 
 /// An `AF_PACKET` datagram socket of this namespace, every interface, with [`program`] attached.
+///
+/// `ETH_P_ALL`, not `ETH_P_IPV6`: the kernel hands frames a node *sends*
+/// only to taps of all protocols; the filter picks IPv6 itself.
 fn filtered_socket() -> Result<OwnedFd> {
-    let proto = (libc::ETH_P_IPV6 as u16).to_be();
+    let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2); the fd is owned right away.
     let raw = unsafe {
         libc::socket(
@@ -386,13 +395,18 @@ fn count_until_stopped(taps: &[Tap], counts: &Mutex<MeterCounts>, stop: &AtomicB
                 }
                 let head = buf.get(..(n as usize).min(buf.len())).unwrap_or(&[]);
                 let kind = classify(head);
+                // The filter cut the frame: its length is in the IPv6 header.
+                let bytes = head
+                    .get(4..6)
+                    .map(|l| 40 + u64::from(u16::from_be_bytes([l[0], l[1]])))
+                    .unwrap_or(n as u64);
                 if let Ok(mut c) = counts.lock() {
                     let e = c
                         .by_member
                         .entry((tap.member.clone(), kind))
                         .or_insert((0, 0));
                     e.0 += 1;
-                    e.1 += n as u64;
+                    e.1 += bytes;
                 }
             }
         }

@@ -285,6 +285,8 @@ struct LiveShared {
     stop: std::sync::atomic::AtomicBool,
     replies: std::sync::Mutex<Vec<Instant>>,
     icmp_errors: std::sync::atomic::AtomicUsize,
+    /// Destinations that answered at least once (a [`MultiPing`]'s).
+    answered: std::sync::atomic::AtomicUsize,
     error: std::sync::Mutex<Option<String>>,
 }
 
@@ -566,6 +568,13 @@ impl MultiPing {
         self.shared.replies.lock().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// Destinations that have answered at least once.
+    pub fn answered(&self) -> usize {
+        self.shared
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A fatal error of the ping thread, if it ended with one.
     pub fn error(&self) -> Option<String> {
         self.shared.error.lock().ok().and_then(|e| e.clone())
@@ -634,6 +643,7 @@ fn multi_in_netns(
             ..PingRun::default()
         })
         .collect();
+    let mut answered = vec![false; dsts.len()];
     let n = dsts.len() as u32;
     let start = Instant::now();
     // Request k (all destinations round robin) is due at start + k·interval/n.
@@ -687,7 +697,10 @@ fn multi_in_netns(
         let Some((dst, reply)) = receive_any(&sock, id, wait)? else {
             continue;
         };
-        let Some(run) = index.get(&dst).and_then(|i| runs.get_mut(*i)) else {
+        let Some((i, run)) = index
+            .get(&dst)
+            .and_then(|i| runs.get_mut(*i).map(|r| (*i, r)))
+        else {
             continue;
         };
         let at = Instant::now();
@@ -700,6 +713,12 @@ fn multi_in_netns(
                         *slot = Some(at);
                         if let Ok(mut r) = shared.replies.lock() {
                             r.push(at);
+                        }
+                        if let Some(first) = answered.get_mut(i).filter(|a| !**a) {
+                            *first = true;
+                            shared
+                                .answered
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                 }

@@ -269,8 +269,12 @@ pub fn tail_file_filtered(path: &Path, lines: usize, skip: &[&str]) -> String {
 pub struct ProcessUsage {
     /// User and system CPU time since it started.
     pub cpu: Duration,
-    /// Resident set size now (`VmRSS`), in bytes.
+    /// Resident set size now (`VmRSS`), in bytes: includes the mapped
+    /// binary, which every process of the multicall binary shares.
     pub rss_bytes: u64,
+    /// The private, anonymous part of it (`RssAnon`: heap, stacks), in bytes:
+    /// what one more process really costs.
+    pub anon_bytes: u64,
 }
 
 impl ProcessUsage {
@@ -285,9 +289,11 @@ impl ProcessUsage {
             .ok()
             .filter(|h| *h > 0)
             .unwrap_or(100);
+        let status = read("status")?;
         Ok(ProcessUsage {
             cpu: parse_stat_cpu(&read("stat")?, hz)?,
-            rss_bytes: parse_status_rss(&read("status")?)?,
+            rss_bytes: parse_status_kb(&status, "VmRSS")?,
+            anon_bytes: parse_status_kb(&status, "RssAnon")?,
         })
     }
 
@@ -296,6 +302,7 @@ impl ProcessUsage {
         ProcessUsage {
             cpu: self.cpu + other.cpu,
             rss_bytes: self.rss_bytes + other.rss_bytes,
+            anon_bytes: self.anon_bytes + other.anon_bytes,
         }
     }
 }
@@ -317,15 +324,15 @@ fn parse_stat_cpu(stat: &str, hz: u64) -> Result<Duration> {
     ))
 }
 
-/// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
-fn parse_status_rss(status: &str) -> Result<u64> {
+/// The `key` line (in kB) of a `/proc/<pid>/status` text, in bytes.
+fn parse_status_kb(status: &str, key: &str) -> Result<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb * 1024)
-        .ok_or_else(|| Error::parse("/proc/<pid>/status", "no VmRSS line".to_string()))
+        .ok_or_else(|| Error::parse("/proc/<pid>/status", format!("no {key} line")))
 }
 
 #[cfg(test)]
@@ -340,10 +347,14 @@ mod tests {
             Duration::from_secs(3)
         );
         assert!(parse_stat_cpu("42 (x) S 1", 100).is_err());
-        let status = "Name:\tbabeld\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\n";
-        assert_eq!(parse_status_rss(status).expect("rss"), 1234 * 1024);
-        assert!(parse_status_rss("Name: x\n").is_err());
+        let status = "Name:\tbabeld\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nRssAnon:\t 200 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS").expect("rss"), 1234 * 1024);
+        assert_eq!(
+            parse_status_kb(status, "RssAnon").expect("anon"),
+            200 * 1024
+        );
+        assert!(parse_status_kb("Name: x\n", "VmRSS").is_err());
         let mine = ProcessUsage::of(std::process::id() as i32).expect("own usage");
-        assert!(mine.rss_bytes > 0);
+        assert!(mine.rss_bytes >= mine.anon_bytes && mine.anon_bytes > 0);
     }
 }
