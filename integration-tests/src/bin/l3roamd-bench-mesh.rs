@@ -264,9 +264,12 @@ fn bench_mesh(args: &Args, summary: &mut Value) -> Result<bool> {
         plan.len()
     ));
     let before = Phase::begin(&mesh.lab, &meter)?;
+    let neigh_before = NeighbourTable::read();
+    let mut neigh_max = neigh_before.entries;
     let start = Instant::now();
     let total = plan.len();
     let executed = execute_roams(&mut mesh.lab, &mesh.clients, &plan, start, |i, e| {
+        neigh_max = neigh_max.max(NeighbourTable::read().entries);
         if (i + 1) % 50 == 0 || i + 1 == total {
             progress(&format!(
                 "roam {}/{total} at {:.0?} (late {:.0?})",
@@ -282,6 +285,14 @@ fn bench_mesh(args: &Args, summary: &mut Value) -> Result<bool> {
         std::thread::sleep(rest);
     }
     let roaming = before.end(&mesh.lab, &meter)?;
+    let neigh_after = NeighbourTable::read();
+    summary["kernel_neighbour_table"] = json!({
+        "limit_gc_thresh3": NeighbourTable::limit(),
+        "entries_max_seen_while_roaming": neigh_max,
+        "table_full_events_while_roaming": neigh_after.table_fulls.saturating_sub(neigh_before.table_fulls),
+        "note": "one table for the whole kernel: every lab on the machine counts",
+    });
+    emit(&json!({"kind": "neighbour_table", "table": summary["kernel_neighbour_table"].clone()}));
     progress("roaming over; auditing every client on every node");
     let audit = audit_clients(&mesh.lab, &mesh.clients, &mesh.addresses, AUDIT_TIMEOUT)?;
     let runs = pings.stop()?;
@@ -438,6 +449,42 @@ fn seek_all(
         "seek_packets_per_seek": stats(seek_packets),
         "per_seek": per,
     }))
+}
+
+// ===== the kernel's neighbour table =====
+
+/// The IPv6 neighbour cache of the whole kernel (`/proc/net/stat/ndisc_cache`):
+/// entries now and how often it was full. It is one table for all network
+/// namespaces, bounded by `net.ipv6.neigh.default.gc_thresh3`; when it is
+/// full, every send that needs a new entry (also a multicast one) fails
+/// with EINVAL, in every namespace: babeld's hellos, ndproxy's SEEKs.
+#[derive(Debug, Clone, Copy, Default)]
+struct NeighbourTable {
+    entries: u64,
+    table_fulls: u64,
+}
+
+impl NeighbourTable {
+    fn read() -> NeighbourTable {
+        let text = std::fs::read_to_string("/proc/net/stat/ndisc_cache").unwrap_or_default();
+        let mut t = NeighbourTable::default();
+        // One line per CPU after the header; `entries` is the same on every line.
+        for line in text.lines().skip(1) {
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|f| u64::from_str_radix(f, 16).ok())
+                .collect();
+            t.entries = fields.first().copied().unwrap_or(t.entries);
+            t.table_fulls += fields.get(12).copied().unwrap_or(0);
+        }
+        t
+    }
+
+    fn limit() -> Option<u64> {
+        std::fs::read_to_string("/proc/sys/net/ipv6/neigh/default/gc_thresh3")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
 }
 
 // ===== phases =====
@@ -711,6 +758,13 @@ fn print_table(s: &Value) {
             f(&c["rss_kib_per_node"]["max"]),
             f(&c["private_kib_per_node"]["median"]),
             f(&c["private_kib_per_node"]["max"]),
+        );
+    }
+    let k = &s["kernel_neighbour_table"];
+    if !k.is_null() {
+        println!(
+            "# kernel IPv6 neighbour table (all namespaces): max {} entries of {} while roaming, full {} times",
+            k["entries_max_seen_while_roaming"], k["limit_gc_thresh3"], k["table_full_events_while_roaming"]
         );
     }
     let a = &s["audit"];
