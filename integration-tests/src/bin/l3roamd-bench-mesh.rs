@@ -13,17 +13,21 @@
 //! failed roams (no reply within 10 s of link-up), the route audit of every
 //! client address on every member at the end, intercom packets and bytes per
 //! second on all mesh links (counted by the kernel per link, see
-//! `l3roamd_lab::meter`), CPU and RSS per node. Then `--idle-minutes`
-//! without pings or roams: intercom packets and CPU. Then seeks of silent
-//! clients 1..8 hops from the gateway (0..7 from the seeker n1) in this
-//! mesh and in every `--seek-grids` grid: time to the first reply, SEEK
-//! packets and bytes per seek against the number of nodes and links.
+//! `l3roamd_lab::meter`), CPU and RSS (and its private part) per node, and
+//! the fill of the kernel's IPv6 neighbour table, which all namespaces share
+//! (when it is full, sends fail with EINVAL everywhere). Then
+//! `--idle-minutes` without pings or roams: intercom packets and CPU. Then
+//! seeks of silent clients 1..8 hops from the gateway (0..7 from the seeker
+//! n1) in this mesh and in every `--seek-grids` grid: time to the first
+//! reply, SEEK packets and bytes per seek against the number of nodes and
+//! links.
 //!
 //! Output: one JSON object per line on stdout (`"kind"`: `lab`, `roam`,
-//! `phase`, `node`, `audit`, `seek`, `error`, then one `summary`), then,
-//! unless `--json-only`, a table whose lines start with `#`. Progress goes
-//! to stderr. The exit status says whether the measurements could be taken
-//! and the final audit passed; timings are reported, not judged. Needs root,
+//! `phase`, `node`, `audit`, `neighbour_table`, `seek`, `error`, then one
+//! `summary`), then, unless `--json-only`, a table whose lines start with
+//! `#`. Progress goes to stderr. The exit status says whether the
+//! measurements could be taken and the final audit passed; timings are
+//! reported, not judged. Needs root,
 //! iproute2, babeld, grpcurl and the multicall binary (`cargo build -p l3roamd`).
 
 use std::process::ExitCode;
@@ -303,7 +307,7 @@ fn bench_mesh(args: &Args, summary: &mut Value) -> Result<bool> {
     let late: Vec<f64> = executed.iter().map(|e| ms(e.late)).collect();
     summary["roaming"] = roam_summary(&roams, &roaming, &late);
     summary["audit"] = audit_json(&audit, "after_roaming");
-    emit(&phase_json("roaming", &roaming, &mesh.lab));
+    emit(&phase_json("roaming", &roaming));
     let audit_ok = audit.problems.is_empty();
     progress(&format!(
         "audit: {}/{} clients right after {:.1?}{}",
@@ -324,7 +328,7 @@ fn bench_mesh(args: &Args, summary: &mut Value) -> Result<bool> {
         let before = Phase::begin(&mesh.lab, &meter)?;
         std::thread::sleep(args.idle_for);
         let idle = before.end(&mesh.lab, &meter)?;
-        emit(&phase_json("idle", &idle, &mesh.lab));
+        emit(&phase_json("idle", &idle));
         summary["idle"] = phase_summary(&idle);
         let held = audit_clients(&mesh.lab, &mesh.clients, &mesh.addresses, Duration::ZERO)?;
         summary["audit_after_idle"] = audit_json(&held, "after_idle");
@@ -564,7 +568,7 @@ impl Phase {
     }
 }
 
-fn phase_json(name: &str, p: &PhaseCost, lab: &Lab) -> Value {
+fn phase_json(name: &str, p: &PhaseCost) -> Value {
     for n in &p.nodes {
         let procs: Vec<Value> = n
             .per
@@ -586,7 +590,6 @@ fn phase_json(name: &str, p: &PhaseCost, lab: &Lab) -> Value {
             "processes": procs,
         }));
     }
-    let _ = lab;
     let mut j = phase_summary(p);
     j["kind"] = json!("phase");
     j["phase"] = json!(name);
