@@ -1,4 +1,4 @@
-//! The lab: a chain of mesh nodes in network namespaces.
+//! The lab: a chain (or a grid, [`LabOptions::grid`]) of mesh nodes in network namespaces.
 //!
 //! ```text
 //!   gw ──── n1 ──── n2 ──── ... ──── nN        (veth, babeld on every m-* link)
@@ -6,6 +6,15 @@
 //!       br-client br-client      br-client     (+ local-node macvlan, fe80::1)
 //!           │
 //!           c1                                  (client namespace, fddd:1::/64)
+//! ```
+//!
+//! A grid ([`Topology::Grid`]) links each node to its right and lower
+//! neighbours instead, the classic gateway still to n1 (a corner):
+//!
+//! ```text
+//!   gw ── n1 ── n2 ── n3
+//!          │     │     │
+//!         n4 ── n5 ── n6
 //! ```
 //!
 //! That classic gateway runs babeld only and stands for the internet
@@ -46,9 +55,10 @@ use crate::netns::Netns;
 use crate::netns::{self as netns_mod, ClientAddress};
 use crate::ping::{self, PingResult};
 use crate::prefix::{eui64_interface_id, Ipv6Prefix};
-use crate::process::{tail_file_filtered, ManagedProcess, STOP_GRACE};
+use crate::process::{tail_file_filtered, ManagedProcess, ProcessUsage, STOP_GRACE};
 use crate::ra::{self, NdCapture, NdMessage, NdSender, PrefixInformation};
 use crate::routes::Route;
+use crate::topology::{self, Topology};
 use crate::wait::{self, Check};
 use crate::{
     CLIENT_BRIDGE, CLIENT_PREFIX, GATEWAY, GATEWAY2, GATEWAY_NODE_ADDRESS, INET, INTERNET_ADDRESS,
@@ -78,8 +88,11 @@ pub const CLIENT_IFACE: &str = "eth0";
 /// What kind of lab to build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabOptions {
-    /// Number of mesh nodes in the chain (besides the gateway).
+    /// Number of mesh nodes (besides the gateway).
     pub nodes: usize,
+    /// How the nodes are linked ([`Topology::Chain`] by default); the
+    /// classic gateway is always linked to n1.
+    pub topology: Topology,
     /// babeld hello interval on every mesh link (babeld's default is 4 s).
     pub hello_interval: Duration,
     /// babeld debug level (`-d`); 0 for quiet logs.
@@ -111,6 +124,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             nodes: 4,
+            topology: Topology::Chain,
             hello_interval: Duration::from_secs(1),
             babel_debug: 0,
             keep_dir: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1"),
@@ -133,6 +147,16 @@ impl LabOptions {
     pub fn chain(nodes: usize) -> Self {
         LabOptions {
             nodes,
+            ..LabOptions::default()
+        }
+    }
+
+    /// A `rows` × `cols` grid of nodes (see [`Topology::Grid`]) with the
+    /// classic gateway linked to n1 (a corner): many paths between nodes.
+    pub fn grid(rows: usize, cols: usize) -> Self {
+        LabOptions {
+            nodes: rows * cols,
+            topology: Topology::Grid { rows, cols },
             ..LabOptions::default()
         }
     }
@@ -441,6 +465,16 @@ impl Lab {
             )));
         }
         check_gateways(&options)?;
+        if let Some(n) = options
+            .topology
+            .fixed_nodes()
+            .filter(|n| *n != options.nodes)
+        {
+            return Err(Error::Usage(format!(
+                "{:?} has {n} nodes, but the options ask for {}",
+                options.topology, options.nodes
+            )));
+        }
         let ip = cmd::tool("ip")?;
         let (id, dir) = claim_lab_dir()?;
         let mut lab = Lab {
@@ -546,6 +580,32 @@ impl Lab {
             .ok_or_else(|| Error::Usage(format!("no node {name} in lab {}", self.id)))
     }
 
+    /// The mesh links between nodes n1..nN as pairs of node numbers (the
+    /// classic gateway's link to n1 and uplink gateways' links left out).
+    pub fn node_links(&self) -> Vec<(usize, usize)> {
+        self.options.topology.links(self.options.nodes)
+    }
+
+    /// The nodes `node` (`nI`) has a mesh link to, gateways left out: where
+    /// a client of `node` can roam in one step.
+    pub fn neighbours(&self, node: &str) -> Result<Vec<String>> {
+        let i = node_number(node)?;
+        Ok(topology::neighbours(&self.node_links(), i)
+            .into_iter()
+            .map(|n| format!("n{n}"))
+            .collect())
+    }
+
+    /// Mesh hops between nodes `from` and `to` (`nI`), over node links only.
+    pub fn hops(&self, from: &str, to: &str) -> Result<usize> {
+        let (a, b) = (node_number(from)?, node_number(to)?);
+        topology::hops_from(&self.node_links(), self.options.nodes, a)
+            .get(b)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::Usage(format!("no path from {from} to {to}")))
+    }
+
     /// A client by lab name.
     pub fn client(&self, name: &str) -> Result<&Client> {
         self.clients
@@ -632,14 +692,14 @@ impl Lab {
                 .ok_or_else(|| Error::Usage(format!("no node n{i}")))
         };
         if classic {
-            for i in 0..self.members.len() - 1 {
-                self.link_mesh(i, i + 1)?;
-            }
-        } else {
-            for i in 1..self.options.nodes {
-                let (a, b) = (node_index(self, i)?, node_index(self, i + 1)?);
-                self.link_mesh(a, b)?;
-            }
+            let (gw, first) = (0, node_index(self, 1)?);
+            self.link_mesh(gw, first)?;
+        }
+        for (i, j) in self.options.topology.links(self.options.nodes) {
+            let (a, b) = (node_index(self, i)?, node_index(self, j)?);
+            self.link_mesh(a, b)?;
+        }
+        if !classic {
             for g in self.options.gateways.clone() {
                 let gw = self
                     .members
@@ -1464,28 +1524,24 @@ impl Lab {
     /// CPU time (user and system) `daemon` on `node` has used so far, from
     /// `/proc/<pid>/stat`.
     pub fn daemon_cpu(&mut self, node: &str, daemon: Daemon) -> Result<Duration> {
-        let pid = self
-            .daemon_process(node, daemon)
-            .map(|p| p.pid())
-            .ok_or_else(|| Error::Usage(format!("{daemon} does not run on {node}")))?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| Error::io(format!("reading /proc/{pid}/stat"), e))?;
-        // Fields after the command name (which may hold spaces, in
-        // parentheses): utime and stime are the 12th and 13th of them.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| -> Result<u64> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| Error::parse("/proc/<pid>/stat", stat.clone()))
-        };
-        // SAFETY: sysconf has no preconditions.
-        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-            .ok()
-            .filter(|h| *h > 0)
-            .unwrap_or(100);
-        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 1000 / hz))
+        self.daemon_process(node, daemon)
+            .ok_or_else(|| Error::Usage(format!("{daemon} does not run on {node}")))?
+            .usage()
+            .map(|u| u.cpu)
+    }
+
+    /// What the processes of `node` (its daemons and babeld) have cost so
+    /// far, together and each by name (`core`, ..., `babeld`).
+    pub fn node_usage(&self, node: &str) -> Result<Vec<(String, ProcessUsage)>> {
+        let babeld_name = format!("{node}/babeld");
+        let mut out = Vec::new();
+        for d in self.daemons.iter().filter(|d| d.node == node) {
+            out.push((d.daemon.to_string(), d.process.usage()?));
+        }
+        for p in self.babeld.iter().filter(|p| p.name() == babeld_name) {
+            out.push(("babeld".to_string(), p.usage()?));
+        }
+        Ok(out)
     }
 
     /// Stops `daemon` on `node` (SIGTERM, then SIGKILL) and forgets it.
@@ -2070,6 +2126,14 @@ fn parse_link_counters(json: &str) -> Result<UplinkCounters> {
         rx_bytes: n("rx", "bytes")?,
         tx_bytes: n("tx", "bytes")?,
     })
+}
+
+/// The number of node `nI`.
+fn node_number(node: &str) -> Result<usize> {
+    node.strip_prefix('n')
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|i| *i > 0)
+        .ok_or_else(|| Error::Usage(format!("{node} is not a mesh node (n1, n2, ...)")))
 }
 
 /// Refuses gateway attachments the lab cannot build.

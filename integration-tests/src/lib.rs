@@ -1,6 +1,6 @@
 //! The l3roamd namespace lab: real meshes on one Linux machine.
 //!
-//! A [`Lab`] builds a chain of mesh nodes (one network namespace each, veth
+//! A [`Lab`] builds a chain or a grid of mesh nodes ([`Topology`]; one network namespace each, veth
 //! links, a real babeld per node), a gateway namespace standing for the
 //! internet, client bridges carrying the shared next-node router, client
 //! namespaces, and runs our five daemons per node. For client-prefix tests
@@ -22,13 +22,17 @@ pub mod cmd;
 pub mod daemons;
 pub mod error;
 pub mod lab;
+pub mod mesh_run;
+pub mod meter;
 pub mod netns;
 pub mod ping;
 pub mod prefix;
 pub mod process;
 pub mod ra;
 pub mod roam;
+pub mod roam_plan;
 pub mod routes;
+pub mod topology;
 pub mod wait;
 
 use std::net::Ipv6Addr;
@@ -42,11 +46,14 @@ pub use error::{Error, Result};
 pub use lab::{
     Client, ClientAddressing, GatewayAttachment, Lab, LabOptions, Node, NodeRole, UplinkCounters,
 };
+pub use meter::{IntercomMeter, MeterCounts, WireKind};
 pub use netns::{ClientAddress, Netns};
-pub use ping::{IcmpError, LivePing, PingResult, PingRun};
+pub use ping::{IcmpError, LivePing, MultiPing, PingResult, PingRun};
 pub use prefix::Ipv6Prefix;
+pub use process::ProcessUsage;
 pub use ra::{NdCapture, NdMessage, NdSender, PrefixInformation};
 pub use routes::Route;
+pub use topology::Topology;
 
 /// Lab name of the gateway namespace.
 pub const GATEWAY: &str = "gw";

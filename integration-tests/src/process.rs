@@ -121,6 +121,11 @@ impl ManagedProcess {
         self.pid
     }
 
+    /// CPU time and resident memory it has used so far (from `/proc`).
+    pub fn usage(&self) -> Result<ProcessUsage> {
+        ProcessUsage::of(self.pid)
+    }
+
     /// The log file holding its stdout and stderr.
     pub fn log(&self) -> &Path {
         &self.log
@@ -257,4 +262,99 @@ pub fn tail_file_filtered(path: &Path, lines: usize, skip: &[&str]) -> String {
         .filter(|l| !skip.iter().any(|s| l.contains(s)))
         .collect();
     kept[kept.len().saturating_sub(lines)..].join("\n")
+}
+
+/// What a process has cost so far: CPU time (user + system) and resident memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProcessUsage {
+    /// User and system CPU time since it started.
+    pub cpu: Duration,
+    /// Resident set size now (`VmRSS`), in bytes: includes the mapped
+    /// binary, which every process of the multicall binary shares.
+    pub rss_bytes: u64,
+    /// The private, anonymous part of it (`RssAnon`: heap, stacks), in bytes:
+    /// what one more process really costs.
+    pub anon_bytes: u64,
+}
+
+impl ProcessUsage {
+    /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`.
+    pub fn of(pid: i32) -> Result<ProcessUsage> {
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+                .map_err(|e| Error::io(format!("reading /proc/{pid}/{file}"), e))
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+            .ok()
+            .filter(|h| *h > 0)
+            .unwrap_or(100);
+        let status = read("status")?;
+        Ok(ProcessUsage {
+            cpu: parse_stat_cpu(&read("stat")?, hz)?,
+            rss_bytes: parse_status_kb(&status, "VmRSS")?,
+            anon_bytes: parse_status_kb(&status, "RssAnon")?,
+        })
+    }
+
+    /// The sum of two usages (a node's processes together).
+    pub fn plus(self, other: ProcessUsage) -> ProcessUsage {
+        ProcessUsage {
+            cpu: self.cpu + other.cpu,
+            rss_bytes: self.rss_bytes + other.rss_bytes,
+            anon_bytes: self.anon_bytes + other.anon_bytes,
+        }
+    }
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, with `hz` clock ticks per second.
+fn parse_stat_cpu(stat: &str, hz: u64) -> Result<Duration> {
+    // Fields after the command name (which may hold spaces, in
+    // parentheses): utime and stime are the 12th and 13th of them.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| Error::parse("/proc/<pid>/stat", stat.to_string()))
+    };
+    Ok(Duration::from_millis(
+        (ticks(11)? + ticks(12)?) * 1000 / hz.max(1),
+    ))
+}
+
+/// The `key` line (in kB) of a `/proc/<pid>/status` text, in bytes.
+fn parse_status_kb(status: &str, key: &str) -> Result<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| Error::parse("/proc/<pid>/status", format!("no {key} line")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_read_from_proc_texts() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 5 1000 10";
+        assert_eq!(
+            parse_stat_cpu(stat, 100).expect("cpu"),
+            Duration::from_secs(3)
+        );
+        assert!(parse_stat_cpu("42 (x) S 1", 100).is_err());
+        let status = "Name:\tbabeld\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nRssAnon:\t 200 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS").expect("rss"), 1234 * 1024);
+        assert_eq!(
+            parse_status_kb(status, "RssAnon").expect("anon"),
+            200 * 1024
+        );
+        assert!(parse_status_kb("Name: x\n", "VmRSS").is_err());
+        let mine = ProcessUsage::of(std::process::id() as i32).expect("own usage");
+        assert!(mine.rss_bytes >= mine.anon_bytes && mine.anon_bytes > 0);
+    }
 }
