@@ -9,6 +9,7 @@ mod engine;
 mod held;
 mod icmp;
 mod kernel;
+mod meshifs;
 #[cfg(test)]
 mod mock;
 mod ndproxy;
@@ -91,11 +92,12 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)
         .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
-    let data = datapath::DataPath::bind(
-        ctx.config.mesh.data_port,
+    let mesh_interfaces = meshifs::MeshInterfaces::new(
         ctx.config.mesh.mesh_interfaces.clone(),
-    )
-    .map_err(|e| DaemonError::fatal("data path socket", e))?;
+        ctx.config.mesh.client_interfaces.clone(),
+    );
+    let data = datapath::DataPath::bind(ctx.config.mesh.data_port, mesh_interfaces.subscribe())
+        .map_err(|e| DaemonError::fatal("data path socket", e))?;
     let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;
     let parts = kernel::Parts::<kernel::Host> {
         kernel: kernel.clone(),
@@ -131,7 +133,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     engine.start().await?;
     let shutdown = &ctx.shutdown;
     tokio::spawn(ndproxy::run(
-        ndproxy_socket,
+        ndproxy_socket.clone(),
         seek_rx,
         found_tx,
         shutdown.clone(),
@@ -139,6 +141,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     tokio::spawn(clientmon::run(
         clientmon_socket,
         presence_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(meshifs::push::<meshifs::NdProxy>(
+        ndproxy_socket,
+        mesh_interfaces.subscribe(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(meshifs::push::<meshifs::ClientDb>(
+        clientdb_socket.clone(),
+        mesh_interfaces.subscribe(),
         shutdown.clone(),
     ));
     tokio::spawn(clientdb::run(
@@ -160,6 +172,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         peers,
         kernel,
         handle,
+        mesh_interfaces,
         started,
     );
     let socket = ctx.socket.clone();

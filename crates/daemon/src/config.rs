@@ -232,6 +232,11 @@ fn default_data_port() -> u16 {
     5524
 }
 
+/// Most mesh interfaces a node uses at once (configured plus added at
+/// runtime): each costs ndproxy a socket and a task, and a broker with a
+/// WireGuard interface per peer should still fit.
+pub const MAX_MESH_INTERFACES: usize = 512;
+
 /// Checks a kernel interface name: 1 to 15 bytes, no '/', no white space.
 pub fn check_interface_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
