@@ -4,6 +4,7 @@
 mod clientdb;
 mod clientmon;
 mod config;
+pub mod ctl;
 mod datapath;
 mod engine;
 mod held;
