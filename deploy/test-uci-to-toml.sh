@@ -183,6 +183,7 @@ config mesh 'mesh'
 	option node_address 'fdff::1'
 	list mesh_interface 'mesh0'
 	list mesh_interface 'mesh-vpn'
+	list mesh_interface_pattern 'wg_*'
 	list client_interface 'br-client'
 	list client_prefix 'fddd:1::/64'
 	list client_prefix 'fddd:2::/64'
@@ -222,7 +223,7 @@ EOF
 FULL_JSON='{
  "runtime": {"socket_dir": "/run/l3 roamd", "log_level": "debug"},
  "mesh": {"node_address": "fdff::1", "mesh_interfaces": ["mesh0", "mesh-vpn"],
-  "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64", "fddd:2::/64"],
+  "mesh_interface_patterns": ["wg_*"], "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64", "fddd:2::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
   "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
  "core": {"socket": "/tmp/it'"'"'s \"core\"\\.sock", "tun_device": "l3roam0",
@@ -249,6 +250,7 @@ sed -e 's/^\([[:space:]]*\)#option /\1option /' -e 's/^\([[:space:]]*\)#list /\1
 EXAMPLES_JSON='{
  "runtime": {"socket_dir": "/var/run/l3roamd", "log_level": "info"},
  "mesh": {"node_address": "fdff::1", "mesh_interfaces": ["mesh0", "mesh-vpn"],
+  "mesh_interface_patterns": ["wg_*"],
   "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
   "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},

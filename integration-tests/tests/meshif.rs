@@ -13,6 +13,8 @@
 //!    while the client is reached the long way round.
 //! 3. It is added again while it exists (`l3roamd ctl add-meshif`): SEEKs
 //!    cross it again at once.
+//! 4. A link whose names match `mesh.mesh_interface_patterns` (`y-*`) is
+//!    taken as a mesh interface when it appears, and let go when it vanishes.
 //!
 //! What crosses the link is read from a tcpdump capture on n1's end of it
 //! (the intercom type is the first byte of the UDP payload).
@@ -420,8 +422,11 @@ fn a_mesh_link_added_at_runtime_carries_our_traffic_and_stops_when_removed() {
     lab.start_babel().expect("babeld");
     lab.wait_routes_converged(Duration::from_secs(30))
         .expect("babel converges");
-    lab.start_all_daemons(Launch::MulticallSubcommand)
-        .expect("daemons");
+    lab.start_all_daemons_with(
+        Launch::MulticallSubcommand,
+        &[("mesh", "mesh_interface_patterns", "[\"y-*\"]")],
+    )
+    .expect("daemons");
 
     // ----- 1. named before it exists, picked up when it appears -----
     add_by_rpc(&lab, "n1", X_N1);
@@ -504,6 +509,29 @@ fn a_mesh_link_added_at_runtime_carries_our_traffic_and_stops_when_removed() {
     let packets = capture.stop();
     eprintln!("on the link added again: {packets:?}");
     assert!(count(&packets, 5523, seek) >= 1, "SEEK: {packets:?}");
+
+    // ----- 4. followed by name pattern -----
+    let n1 = lab.node("n1").unwrap();
+    n1.ip(&[
+        "link",
+        "add",
+        "y-n3",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "y-n1",
+        "netns",
+        lab.node("n3").unwrap().netns.name(),
+    ])
+    .unwrap();
+    wait_ndproxy(&lab, "n1", "y-n3", true);
+    wait_ndproxy(&lab, "n3", "y-n1", true);
+    assert!(mesh_interfaces(&lab, "n1").contains(&("y-n3".to_string(), true, false)));
+    n1.ip(&["link", "del", "y-n3"]).unwrap();
+    wait_ndproxy(&lab, "n1", "y-n3", false);
+    wait_ndproxy(&lab, "n3", "y-n1", false);
+    assert!(!mesh_interfaces(&lab, "n1").iter().any(|i| i.0 == "y-n3"));
 
     // Bad names are refused, naming the field.
     let socket = lab.node("n1").unwrap().socket(Daemon::Core);

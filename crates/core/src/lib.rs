@@ -154,6 +154,17 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         mesh_interfaces.subscribe(),
         shutdown.clone(),
     ));
+    let patterns = ctx.config.mesh.mesh_interface_patterns.clone();
+    if !patterns.is_empty() {
+        let mut excluded = ctx.config.mesh.client_interfaces.clone();
+        excluded.extend(["lo".to_string(), config.tun_device.clone()]);
+        tokio::spawn(meshifs::follow_patterns(
+            mesh_interfaces.clone(),
+            patterns,
+            excluded,
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(clientdb::run(
         clientdb_socket,
         db_command_rx,

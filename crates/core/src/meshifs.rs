@@ -12,13 +12,20 @@
 //! whole list makes the call idempotent: a push repeated or overtaken
 //! changes nothing.
 //!
+//! Interfaces whose names match `mesh.mesh_interface_patterns` (`wg_*`)
+//! are added when they appear and removed when they vanish ([`follow_patterns`],
+//! on the kernel's link events).
+//!
 //! The list is not kept across a restart of core itself: like the C daemon,
 //! core starts from the configuration, and the init script that added
 //! interfaces adds them again on its next trigger (Gluon's `reload_service`
 //! adds every mesh interface that is up and removes the rest;
 //! `deploy/openwrt/files/etc/init.d/l3roamd-core` does the same).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use l3roamd_daemon::config::MAX_MESH_INTERFACES;
 use l3roamd_daemon::Shutdown;
@@ -110,6 +117,135 @@ impl MeshInterfaces {
             list.len() != before
         })
     }
+}
+
+// ===== name patterns =====
+
+/// How often the interfaces are read without a link event (in case the
+/// netlink socket missed one or could not be opened).
+const PATTERN_REFRESH: Duration = Duration::from_secs(5);
+
+/// Whether `name` matches `pattern`: `*` any run of characters (also none),
+/// `?` exactly one, anything else itself.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    // Iterative glob with one backtrack point: linear in practice, never
+    // recursive, whatever the input.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(c) if *c == b'?' || Some(c) == n.get(ni) => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
+}
+
+/// What following the patterns changes: names to add and names to remove.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PatternChanges {
+    /// Interfaces that exist and match, not added by the patterns yet.
+    pub add: Vec<String>,
+    /// Interfaces the patterns added that are gone.
+    pub remove: Vec<String>,
+}
+
+/// The changes for the interfaces `present` now, given what the patterns
+/// `added` before; never an `excluded` name (client interfaces, `lo`, the
+/// TUN device), whatever the patterns say.
+pub fn pattern_changes(
+    patterns: &[String],
+    excluded: &[String],
+    present: &BTreeSet<String>,
+    added: &BTreeSet<String>,
+) -> PatternChanges {
+    let add = present
+        .iter()
+        .filter(|name| !added.contains(*name) && !excluded.contains(name))
+        .filter(|name| patterns.iter().any(|p| matches(p, name)))
+        .cloned()
+        .collect();
+    let remove = added
+        .iter()
+        .filter(|name| !present.contains(*name))
+        .cloned()
+        .collect();
+    PatternChanges { add, remove }
+}
+
+/// The interfaces the kernel has now, by name (`/sys/class/net`).
+fn present_interfaces() -> BTreeSet<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Adds the interfaces matching `patterns` to `list` while they exist and
+/// removes them when they vanish, until shutdown. An interface that the
+/// operator added too stays when it vanishes (the patterns did not add it).
+/// One removed by the operator while it matches comes back on the next link
+/// event.
+pub async fn follow_patterns(
+    list: MeshInterfaces,
+    patterns: Vec<String>,
+    excluded: Vec<String>,
+    shutdown: Shutdown,
+) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let notify = changed.clone();
+    let watch = tokio::spawn(async move {
+        let e = l3roamd_net::link_events::notify_changes(&notify).await;
+        tracing::warn!(error = %e, "no link events; interfaces are matched every few seconds only");
+    });
+    let mut added = BTreeSet::new();
+    let mut refresh = tokio::time::interval(PATTERN_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let changes = pattern_changes(&patterns, &excluded, &present_interfaces(), &added);
+        for name in changes.add {
+            match list.add(&name) {
+                Ok(true) => {
+                    tracing::info!(link = %name, "mesh interface appeared (pattern)");
+                    added.insert(name);
+                }
+                // The operator's already: not ours to remove.
+                Ok(false) => {}
+                Err(e) => tracing::warn!(link = %name, error = %e, "matching interface not added"),
+            }
+        }
+        for name in changes.remove {
+            if list.remove(&name) {
+                tracing::info!(link = %name, "mesh interface vanished (pattern)");
+            }
+            added.remove(&name);
+        }
+        tokio::select! {
+            () = shutdown.requested() => break,
+            () = changed.notified() => {}
+            _ = refresh.tick() => {}
+        }
+    }
+    watch.abort();
 }
 
 // ===== pushing the list to ndproxy and client-db =====
@@ -244,6 +380,62 @@ mod tests {
         assert_eq!(m.names(), list(&["wg_1"]));
         assert_eq!(m.add("mesh0"), Ok(true));
         assert_eq!(m.names(), list(&["wg_1", "mesh0"]));
+    }
+
+    #[test]
+    fn globs_match_like_the_shell() {
+        for (p, n) in [
+            ("wg_*", "wg_peer1"),
+            ("wg_*", "wg_"),
+            ("mesh-*", "mesh-vpn"),
+            ("*", "x"),
+            ("m?sh*", "mesh0"),
+            ("*-vpn", "mesh-vpn"),
+            ("a*b*c", "a-b-b-c"),
+            ("mesh0", "mesh0"),
+        ] {
+            assert!(matches(p, n), "{p} {n}");
+        }
+        for (p, n) in [
+            ("wg_*", "wg"),
+            ("wg_*", "xwg_1"),
+            ("mesh0", "mesh01"),
+            ("?", ""),
+            ("a*b*c", "a-b-b-"),
+            ("*-vpn", "mesh-vpn0"),
+        ] {
+            assert!(!matches(p, n), "{p} {n}");
+        }
+        // Pathological patterns stay cheap.
+        assert!(!matches("*a*a*a*a*a*a*a*b", &"a".repeat(15)));
+    }
+
+    #[test]
+    fn patterns_add_what_appears_and_remove_only_what_they_added() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let patterns = list(&["wg_*", "*"]);
+        let excluded = list(&["br-client", "lo", "l3roam0"]);
+        let changes = pattern_changes(
+            &patterns,
+            &excluded,
+            &set(&["lo", "br-client", "l3roam0", "wg_1", "eth0"]),
+            &set(&[]),
+        );
+        assert_eq!(changes.add, list(&["eth0", "wg_1"]));
+        assert!(changes.remove.is_empty());
+        let changes = pattern_changes(
+            &list(&["wg_*"]),
+            &excluded,
+            &set(&["wg_2", "mesh0"]),
+            &set(&["wg_1", "wg_2"]),
+        );
+        assert_eq!(
+            changes,
+            PatternChanges {
+                add: Vec::new(),
+                remove: list(&["wg_1"]),
+            }
+        );
     }
 
     #[test]

@@ -187,6 +187,11 @@ pub struct MeshConfig {
     /// Interfaces babel and the intercom run on.
     #[serde(default)]
     pub mesh_interfaces: Vec<String>,
+    /// Name patterns (`*` any run of characters, `?` one) of interfaces
+    /// that are mesh interfaces while they exist, e.g. `wg_*` for a
+    /// broker's WireGuard interface per peer; core follows them.
+    #[serde(default)]
+    pub mesh_interface_patterns: Vec<String>,
     /// Interfaces clients attach to (the client bridge).
     #[serde(default)]
     pub client_interfaces: Vec<String>,
@@ -267,6 +272,10 @@ impl MeshConfig {
         for (list, key) in [
             (&self.mesh_interfaces, "mesh.mesh_interfaces"),
             (&self.client_interfaces, "mesh.client_interfaces"),
+            (
+                &self.mesh_interface_patterns,
+                "mesh.mesh_interface_patterns",
+            ),
         ] {
             for (i, name) in list.iter().enumerate() {
                 check_interface_name(&format!("{key}[{i}]"), name)?;
@@ -554,6 +563,13 @@ mod tests {
         assert_eq!(
             key_of(&GOOD.replace("\"m-n2\"", "\"this-name-is-too-long\"")),
             "mesh.mesh_interfaces[0]"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace(
+                "[mesh]",
+                "[mesh]\nmesh_interface_patterns = [\"wg_*\", \"bad/*\"]"
+            )),
+            "mesh.mesh_interface_patterns[1]"
         );
         assert_eq!(key_of("[runtime]\n"), "mesh.node_address");
         assert_eq!(

@@ -53,6 +53,7 @@ runtime:log_level:str
 runtime:socket_group:str
 mesh:node_address:str
 mesh:mesh_interfaces:list
+mesh:mesh_interface_patterns:list
 mesh:client_interfaces:list
 mesh:client_prefixes:list
 mesh:node_client_prefix:str
@@ -153,6 +154,7 @@ _l3r_lookup() {
 	_l3r_key=$2
 	case "$1:$2" in
 	mesh:mesh_interface) _l3r_key=mesh_interfaces ;;
+	mesh:mesh_interface_pattern) _l3r_key=mesh_interface_patterns ;;
 	mesh:client_interface) _l3r_key=client_interfaces ;;
 	mesh:client_prefix) _l3r_key=client_prefixes ;;
 	prefixd:ra_interface) _l3r_key=ra_interfaces ;;
