@@ -13,6 +13,7 @@
 //!    while the client is reached the long way round.
 //! 3. It is added again while it exists (`l3roamd ctl add-meshif`): SEEKs
 //!    cross it again at once.
+//!    A restarted ndproxy gets it back from core.
 //! 4. A link whose names match `mesh.mesh_interface_patterns` (`y-*`) is
 //!    taken as a mesh interface when it appears, and let go when it vanishes.
 //!
@@ -509,6 +510,14 @@ fn a_mesh_link_added_at_runtime_carries_our_traffic_and_stops_when_removed() {
     let packets = capture.stop();
     eprintln!("on the link added again: {packets:?}");
     assert!(count(&packets, 5523, seek) >= 1, "SEEK: {packets:?}");
+
+    // A restarted ndproxy starts from the configured list; core gives it
+    // the runtime one back.
+    lab.stop_daemon("n1", Daemon::NdProxy)
+        .expect("stop ndproxy");
+    lab.start_daemon("n1", Daemon::NdProxy, Launch::MulticallSubcommand)
+        .expect("start ndproxy");
+    wait_ndproxy(&lab, "n1", X_N1, true);
 
     // ----- 4. followed by name pattern -----
     let n1 = lab.node("n1").unwrap();
