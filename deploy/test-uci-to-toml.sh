@@ -9,7 +9,9 @@
 #  - the babeld rules it writes match deploy/babeld/l3roamd.conf;
 #  - the init scripts, sourced with stub procd functions, start the right
 #    command with respawn and logging, register the reload trigger and come
-#    after babeld;
+#    after babeld; l3roamd-core's interface trigger and sync_meshifs (with
+#    stand-ins for ubus, jsonfilter and l3roamd ctl) keep core's runtime mesh
+#    interfaces to the netifd interfaces of mesh.mesh_proto that are up;
 #  - sh -n / bash -n / shellcheck on every script;
 #  - if an l3roamd binary is at hand (L3R_TEST_BIN, or target/{debug,release}
 #    of the workspace) and `unshare -n` works, the five daemons start on the
@@ -181,6 +183,7 @@ config mesh 'mesh'
 	option node_address 'fdff::1'
 	list mesh_interface 'mesh0'
 	list mesh_interface 'mesh-vpn'
+	list mesh_interface_pattern 'wg_*'
 	list client_interface 'br-client'
 	list client_prefix 'fddd:1::/64'
 	list client_prefix 'fddd:2::/64'
@@ -220,7 +223,7 @@ EOF
 FULL_JSON='{
  "runtime": {"socket_dir": "/run/l3 roamd", "log_level": "debug"},
  "mesh": {"node_address": "fdff::1", "mesh_interfaces": ["mesh0", "mesh-vpn"],
-  "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64", "fddd:2::/64"],
+  "mesh_interface_patterns": ["wg_*"], "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64", "fddd:2::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
   "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
  "core": {"socket": "/tmp/it'"'"'s \"core\"\\.sock", "tun_device": "l3roam0",
@@ -247,6 +250,7 @@ sed -e 's/^\([[:space:]]*\)#option /\1option /' -e 's/^\([[:space:]]*\)#list /\1
 EXAMPLES_JSON='{
  "runtime": {"socket_dir": "/var/run/l3roamd", "log_level": "info"},
  "mesh": {"node_address": "fdff::1", "mesh_interfaces": ["mesh0", "mesh-vpn"],
+  "mesh_interface_patterns": ["wg_*"],
   "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
   "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
@@ -531,6 +535,9 @@ service() {
 		procd_set_param() { echo "param $*"; }
 		procd_close_instance() { echo "close"; }
 		procd_add_reload_trigger() { echo "reload-trigger $*"; }
+		procd_open_trigger() { echo "open-trigger"; }
+		procd_add_raw_trigger() { echo "raw-trigger $*"; }
+		procd_close_trigger() { echo "close-trigger"; }
 		. "$1"
 		echo "START=${START-} STOP=${STOP-} USE_PROCD=${USE_PROCD-}"
 		"$2"' l3roamd-test "$FILES/etc/init.d/$2" "$4"
@@ -565,12 +572,110 @@ close"
 	*) last_peer_start=$start ;;
 	esac
 	out=$(service "$init_shell" "$name" "$WORK/site.uci" service_triggers 2>&1)
+	expected="reload-trigger l3roamd"
+	if [ "$name" = l3roamd-core ]; then
+		# And netifd's interface events (mesh.mesh_proto is set).
+		expected="$expected
+open-trigger
+raw-trigger interface.* 0 /etc/init.d/l3roamd-core sync_meshifs
+close-trigger"
+	fi
 	check "init.d/$name: reload trigger on /etc/config/l3roamd" \
-		test "$(printf '%s\n' "$out" | grep -v '^START=')" = "reload-trigger l3roamd"
+		test "$(printf '%s\n' "$out" | grep -v '^START=')" = "$expected"
 done
 check "l3roamd-core starts after the four daemons it is the client of" \
 	test "${core_start:-0}" -gt "${last_peer_start:-99}"
 check "client-db: directory of db_path created" test -d "$WORK/db"
+
+# ----- mesh interfaces at runtime: netifd's events to l3roamd ctl -----
+
+# The shipped examples set mesh_proto 'gluon_mesh' (the trigger checked above).
+sed "s/option mesh_proto 'gluon_mesh'/option mesh_proto 'gluon_mesh wireguard'/" \
+	"$WORK/site.uci" >"$WORK/meshproto.uci"
+sed "/option mesh_proto/d" "$WORK/site.uci" >"$WORK/nomesh.uci"
+out=$(service "$init_shell" l3roamd-core "$WORK/nomesh.uci" service_triggers 2>&1)
+check "init.d/l3roamd-core: no interface trigger without mesh.mesh_proto" \
+	test "$(printf '%s\n' "$out" | grep -v '^START=')" = "reload-trigger l3roamd"
+out=$(service "$init_shell" l3roamd-core "$WORK/meshproto.uci" service_triggers 2>&1)
+expected="reload-trigger l3roamd
+open-trigger
+raw-trigger interface.* 0 /etc/init.d/l3roamd-core sync_meshifs
+close-trigger"
+if [ "$(printf '%s\n' "$out" | grep -v '^START=')" = "$expected" ]; then
+	pass "init.d/l3roamd-core: with mesh.mesh_proto, netifd's interface events run sync_meshifs"
+else
+	fail "init.d/l3roamd-core: interface trigger" "$out"
+fi
+if generate "$init_shell" "$WORK/meshproto.uci" "$WORK/meshproto.toml" >/dev/null 2>&1 &&
+	! grep -q mesh_proto "$WORK/meshproto.toml"; then
+	pass "mesh.mesh_proto is the init script's, not written to the TOML"
+else
+	fail "mesh.mesh_proto kept out of the TOML" "$(cat "$WORK/meshproto.toml" 2>&1)"
+fi
+
+# Stand-ins: netifd's dump with two mesh links up (one of each proto), one
+# down and a WAN; jsonfilter for the one expression used; l3roamd ctl that
+# logs its calls and lists what core has (mesh0 configured; wg_old, vx_mesh,
+# mesh-vpn and wg_1 at runtime).
+mkdir -p "$WORK/fakebin" "$WORK/fakesbin"
+cat >"$WORK/fakebin/ubus" <<'UBUS'
+#!/bin/sh
+[ "$*" = "call network.interface dump" ] || exit 1
+cat <<'JSON'
+{"interface": [
+ {"interface": "mesh_vpn", "proto": "gluon_mesh", "up": true, "device": "mesh-vpn"},
+ {"interface": "mesh_lan", "proto": "gluon_mesh", "up": false, "device": "vx_mesh"},
+ {"interface": "wg_peer1", "proto": "wireguard", "up": true, "device": "wg_1"},
+ {"interface": "wan", "proto": "dhcp", "up": true, "device": "eth1"}
+]}
+JSON
+UBUS
+cat >"$WORK/fakebin/jsonfilter" <<'JSONFILTER'
+#!/bin/sh
+[ "$1" = -e ] || exit 1
+exec python3 -c '
+import json, re, sys
+m = re.fullmatch(r"@\.interface\[@\.proto=.(\w+). && @\.up=true\]\.device", sys.argv[1])
+for i in json.load(sys.stdin)["interface"]:
+    if m and i["proto"] == m.group(1) and i["up"]:
+        print(i["device"])
+' "$2"
+JSONFILTER
+cat >"$WORK/fakesbin/l3roamd" <<CTL
+#!/bin/sh
+echo "\$*" >>"$WORK/ctl.log"
+case "\$4" in
+get-meshifs) printf 'mesh0 present configured\nwg_old absent runtime\nvx_mesh present runtime\nmesh-vpn present runtime\nwg_1 present runtime\n' ;;
+esac
+CTL
+chmod +x "$WORK/fakebin/ubus" "$WORK/fakebin/jsonfilter" "$WORK/fakesbin/l3roamd"
+socket=/var/run/l3roamd/core.sock
+expected="ctl -s $socket add-meshif mesh-vpn
+ctl -s $socket add-meshif wg_1
+ctl -s $socket get-meshifs
+ctl -s $socket del-meshif wg_old
+ctl -s $socket del-meshif vx_mesh"
+IFS=:
+# shellcheck disable=SC2086
+set -- $SHELLS
+IFS=$IFS_SAVED
+for shell in "$@"; do
+	uci_show "$WORK/meshproto.uci" >"$WORK/show"
+	rm -f "$WORK/ctl.log"
+	PATH="$WORK/fakebin:$PATH" L3R_BIN_DIR="$WORK/fakesbin" lib "$shell" "$WORK/show" \
+		"$WORK/sync.toml" l3roamd_sync_mesh_interfaces >"$WORK/sync.out" 2>&1
+	code=$?
+	if [ "$code" -eq 0 ] && [ "$(cat "$WORK/ctl.log" 2>/dev/null)" = "$expected" ]; then
+		pass "$shell: sync_meshifs adds the mesh links that are up, removes the runtime ones gone, keeps mesh0"
+	else
+		fail "$shell: sync_meshifs (exit $code)" "$(cat "$WORK/ctl.log" "$WORK/sync.out" 2>&1)"
+	fi
+done
+uci_show "$WORK/nomesh.uci" >"$WORK/show"
+rm -f "$WORK/ctl.log"
+PATH="$WORK/fakebin:$PATH" L3R_BIN_DIR="$WORK/fakesbin" lib "$init_shell" "$WORK/show" \
+	"$WORK/sync.toml" l3roamd_sync_mesh_interfaces >/dev/null 2>&1
+check "sync_meshifs does nothing without mesh.mesh_proto" test ! -e "$WORK/ctl.log"
 
 out=$(service "$init_shell" ndproxy "$WORK/full.uci" start_service 2>&1)
 case "$out" in

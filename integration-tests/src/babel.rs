@@ -122,7 +122,12 @@ impl BabelConfig {
         line("reflect-kernel-metric true");
         line("export-table 254");
         line("import-table 254");
-        line(&format!("local-path {}", self.local_path.display()));
+        // Read-write, so that a test can add and flush interfaces at
+        // runtime as netifd's babeld integration does on a router.
+        line(&format!(
+            "local-path-readwrite {}",
+            self.local_path.display()
+        ));
         if let Some(id) = &self.router_id {
             line(&format!("router-id {id}"));
         }
@@ -263,6 +268,14 @@ fn local_command(socket: &Path, timeout: Duration, command: &str) -> Result<BufR
     Ok(reader)
 }
 
+/// Sends configuration `command` (e.g. `interface x-n3`, `flush interface
+/// x-n3`) to babeld's read-write control socket at `socket`.
+pub fn configure(socket: &Path, timeout: Duration, command: &str) -> Result<()> {
+    let ctx = format!("babeld control socket {} for {command:?}", socket.display());
+    let mut reader = local_command(socket, timeout, command)?;
+    read_until_ok(&mut reader, &ctx).map(|_| ())
+}
+
 /// Asks babeld's control socket at `socket` for a `dump`.
 pub fn dump(socket: &Path, timeout: Duration) -> Result<BabelDump> {
     let ctx = |what: &str| format!("{what} babeld control socket {}", socket.display());
@@ -344,7 +357,7 @@ mod tests {
         assert!(text.contains("\nsmoothing-half-life 0\n"));
         assert!(text.contains("interface m-gw\ninterface m-n2\n"));
         assert!(text.contains("router-id 02:00:00:00:00:01\n"));
-        assert!(text.contains("local-path /tmp/x/babel.sock\n"));
+        assert!(text.contains("local-path-readwrite /tmp/x/babel.sock\n"));
         assert!(text.ends_with("redistribute local deny\nredistribute deny\n"));
         assert!(!text.contains("2001:db8"));
     }

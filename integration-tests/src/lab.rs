@@ -1325,6 +1325,16 @@ impl Lab {
         BabelMonitor::start(&n.babel_socket(), &n.dir.join("babel-monitor.log"), filter)
     }
 
+    /// Sends configuration `command` to babeld on `node` (`interface X`,
+    /// `flush interface X`), as netifd does when a mesh link comes or goes.
+    pub fn babel_configure(&self, node: &str, command: &str) -> Result<()> {
+        babel::configure(
+            &self.node(node)?.babel_socket(),
+            Duration::from_secs(5),
+            command,
+        )
+    }
+
     /// babeld's `dump` on `node` (interfaces, neighbours, exported and learned routes).
     pub fn babel_dump(&self, node: &str) -> Result<BabelDump> {
         babel::dump(&self.node(node)?.babel_socket(), Duration::from_secs(5))

@@ -224,6 +224,15 @@ impl pb::client_db_server::ClientDb for ClientDbService {
         }
     }
 
+    async fn set_mesh_interfaces(
+        &self,
+        request: Request<pb::SetMeshInterfacesRequest>,
+    ) -> Result<Response<pb::SetMeshInterfacesResponse>, Status> {
+        let names = l3roamd_rpc::convert::interface_names("names", &request.into_inner().names)?;
+        self.handle.set_mesh_interfaces(names).await?;
+        Ok(Response::new(pb::SetMeshInterfacesResponse {}))
+    }
+
     type WatchStream = EventStream;
 
     async fn watch(

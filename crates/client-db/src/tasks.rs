@@ -78,6 +78,10 @@ enum Command {
     Watch {
         reply: oneshot::Sender<(Vec<Record>, broadcast::Receiver<Event>)>,
     },
+    SetMeshInterfaces {
+        names: Vec<String>,
+        reply: oneshot::Sender<()>,
+    },
     WatcherLagged,
 }
 
@@ -133,6 +137,12 @@ impl Handle {
     /// together so that none is missed or seen twice.
     pub async fn watch(&self) -> Result<(Vec<Record>, broadcast::Receiver<Event>), Stopped> {
         self.ask(|reply| Command::Watch { reply }).await
+    }
+
+    /// Uses `names` (checked) as the mesh interfaces from now on.
+    pub async fn set_mesh_interfaces(&self, names: Vec<String>) -> Result<(), Stopped> {
+        self.ask(|reply| Command::SetMeshInterfaces { names, reply })
+            .await
     }
 
     /// Counts a watcher whose stream was ended because it fell behind.
@@ -233,6 +243,7 @@ pub struct EventLoop {
     port: u16,
     mesh_links: Vec<Link>,
     client_links: Vec<Link>,
+    links_changed: Arc<tokio::sync::Notify>,
     events: broadcast::Sender<Event>,
     commands: mpsc::Receiver<Command>,
     input_tx: mpsc::Sender<Input>,
@@ -306,6 +317,7 @@ impl EventLoop {
             port: mesh.intercom_port,
             mesh_links: Link::named(&mesh.mesh_interfaces),
             client_links: Link::named(&mesh.client_interfaces),
+            links_changed: Arc::new(tokio::sync::Notify::new()),
             events,
             commands,
             input_tx,
@@ -326,6 +338,11 @@ impl EventLoop {
     /// Runs until `shutdown`, then writes what is not yet stored.
     pub async fn run(mut self, shutdown: Shutdown) {
         let receiver = spawn_receiver(self.socket.clone(), self.input_tx.clone());
+        let changed = self.links_changed.clone();
+        let link_watch = tokio::spawn(async move {
+            let e = l3roamd_net::link_events::notify_changes(&changed).await;
+            tracing::warn!(error = %e, "no link events; interfaces are read every few seconds only");
+        });
         self.refresh_links();
         let mut flush = tokio::time::interval(self.flush_interval);
         let mut refresh = tokio::time::interval(LINK_REFRESH);
@@ -346,9 +363,11 @@ impl EventLoop {
                 }
                 _ = flush.tick() => self.flush(),
                 _ = refresh.tick() => self.refresh_links(),
+                () = self.links_changed.notified() => self.refresh_links(),
                 _ = report.tick() => self.report_counters(),
             }
         }
+        link_watch.abort();
         receiver.abort();
         self.flush();
         self.report_counters();
@@ -390,6 +409,26 @@ impl EventLoop {
                 let mut records: Vec<Record> = self.db.records().cloned().collect();
                 records.sort_by_key(|r| r.mac);
                 let _ = reply.send((records, self.events.subscribe()));
+            }
+            Command::SetMeshInterfaces { names, reply } => {
+                let mut old = std::mem::take(&mut self.mesh_links);
+                for name in names {
+                    if self.mesh_links.iter().any(|l| l.name == name) {
+                        continue;
+                    }
+                    match old.iter().position(|l| l.name == name) {
+                        Some(i) => self.mesh_links.push(old.swap_remove(i)),
+                        None => {
+                            tracing::info!(link = %name, "mesh interface added");
+                            self.mesh_links.push(Link { name, index: None });
+                        }
+                    }
+                }
+                for gone in old {
+                    tracing::info!(link = %gone.name, "mesh interface removed");
+                }
+                self.refresh_links();
+                let _ = reply.send(());
             }
             Command::WatcherLagged => self.db.count(Counter::WatchersLagged),
         }

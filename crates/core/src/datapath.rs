@@ -3,8 +3,9 @@
 //! old C nodes never see. Packets use the intercom header (protocol.md,
 //! "Extensions"; layouts in the `l3roamd-intercom` crate docs).
 //!
-//! Only datagrams that arrive on a configured mesh interface are accepted:
-//! a client must not be able to inject packets or FOUND notices.
+//! Only datagrams that arrive on a mesh interface are accepted: a client
+//! must not be able to inject packets or FOUND notices. The mesh interfaces
+//! may change at runtime (`crate::meshifs`); the check follows at once.
 
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddrV6};
@@ -15,6 +16,7 @@ use l3roamd_net::interface_name;
 use l3roamd_net::pktinfo;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 
 /// Largest datagram read: a full-size IPv6 packet plus our header, with room.
 const MAX_DATAGRAM: usize = 65_535;
@@ -44,14 +46,17 @@ pub enum Received {
 pub struct DataPath {
     socket: UdpSocket,
     port: u16,
-    mesh_interfaces: Vec<String>,
+    mesh_interfaces: watch::Receiver<Vec<String>>,
     ifindex_cache: HashMap<u32, (bool, Instant)>,
     buf: Vec<u8>,
 }
 
 impl DataPath {
     /// Binds `[::]:port` and asks for the arrival interface of each datagram.
-    pub fn bind(port: u16, mesh_interfaces: Vec<String>) -> std::io::Result<DataPath> {
+    pub fn bind(
+        port: u16,
+        mesh_interfaces: watch::Receiver<Vec<String>>,
+    ) -> std::io::Result<DataPath> {
         let std_socket =
             std::net::UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))?;
         std_socket.set_nonblocking(true)?;
@@ -99,13 +104,19 @@ impl DataPath {
     }
 
     fn is_mesh_interface(&mut self, ifindex: u32) -> bool {
+        if self.mesh_interfaces.has_changed().unwrap_or(false) {
+            // Answers for the old list are void, positive and negative.
+            self.mesh_interfaces.mark_unchanged();
+            self.ifindex_cache.clear();
+        }
         let now = Instant::now();
         if let Some((answer, at)) = self.ifindex_cache.get(&ifindex) {
             if now.duration_since(*at) < IFINDEX_CACHE {
                 return *answer;
             }
         }
-        let answer = interface_name(ifindex).is_some_and(|n| self.mesh_interfaces.contains(&n));
+        let answer =
+            interface_name(ifindex).is_some_and(|n| self.mesh_interfaces.borrow().contains(&n));
         if self.ifindex_cache.len() > 1024 {
             self.ifindex_cache.clear();
         }

@@ -1240,6 +1240,7 @@ mod tests {
         MeshConfig {
             node_address: a(NODE),
             mesh_interfaces: vec!["mesh0".into()],
+            mesh_interface_patterns: Vec::new(),
             client_interfaces: vec!["br-client".into()],
             client_prefixes: vec!["fddd:1::/64".parse().unwrap()],
             node_client_prefix: "fec0::/64".parse().unwrap(),

@@ -4,11 +4,13 @@
 mod clientdb;
 mod clientmon;
 mod config;
+pub mod ctl;
 mod datapath;
 mod engine;
 mod held;
 mod icmp;
 mod kernel;
+mod meshifs;
 #[cfg(test)]
 mod mock;
 mod ndproxy;
@@ -91,11 +93,12 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)
         .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
-    let data = datapath::DataPath::bind(
-        ctx.config.mesh.data_port,
+    let mesh_interfaces = meshifs::MeshInterfaces::new(
         ctx.config.mesh.mesh_interfaces.clone(),
-    )
-    .map_err(|e| DaemonError::fatal("data path socket", e))?;
+        ctx.config.mesh.client_interfaces.clone(),
+    );
+    let data = datapath::DataPath::bind(ctx.config.mesh.data_port, mesh_interfaces.subscribe())
+        .map_err(|e| DaemonError::fatal("data path socket", e))?;
     let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;
     let parts = kernel::Parts::<kernel::Host> {
         kernel: kernel.clone(),
@@ -131,7 +134,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     engine.start().await?;
     let shutdown = &ctx.shutdown;
     tokio::spawn(ndproxy::run(
-        ndproxy_socket,
+        ndproxy_socket.clone(),
         seek_rx,
         found_tx,
         shutdown.clone(),
@@ -141,6 +144,27 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         presence_tx,
         shutdown.clone(),
     ));
+    tokio::spawn(meshifs::push::<meshifs::NdProxy>(
+        ndproxy_socket,
+        mesh_interfaces.subscribe(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(meshifs::push::<meshifs::ClientDb>(
+        clientdb_socket.clone(),
+        mesh_interfaces.subscribe(),
+        shutdown.clone(),
+    ));
+    let patterns = ctx.config.mesh.mesh_interface_patterns.clone();
+    if !patterns.is_empty() {
+        let mut excluded = ctx.config.mesh.client_interfaces.clone();
+        excluded.extend(["lo".to_string(), config.tun_device.clone()]);
+        tokio::spawn(meshifs::follow_patterns(
+            mesh_interfaces.clone(),
+            patterns,
+            excluded,
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(clientdb::run(
         clientdb_socket,
         db_command_rx,
@@ -160,6 +184,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         peers,
         kernel,
         handle,
+        mesh_interfaces,
         started,
     );
     let socket = ctx.socket.clone();

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::Handle;
 use crate::kernel::Kernel;
+use crate::meshifs::MeshInterfaces;
 use crate::netlink::Netlink;
 use crate::peers::Peers;
 use crate::CoreConfig;
@@ -20,6 +21,7 @@ pub struct CoreService {
     peers: Peers,
     kernel: Netlink,
     engine: Handle,
+    mesh_interfaces: MeshInterfaces,
     started: Instant,
 }
 
@@ -31,6 +33,7 @@ impl CoreService {
         peers: Peers,
         kernel: Netlink,
         engine: Handle,
+        mesh_interfaces: MeshInterfaces,
         started: Instant,
     ) -> Self {
         CoreService {
@@ -39,6 +42,7 @@ impl CoreService {
             peers,
             kernel,
             engine,
+            mesh_interfaces,
             started,
         }
     }
@@ -163,20 +167,54 @@ impl pb::core_server::Core for CoreService {
         &self,
         _request: Request<pb::ListMeshInterfacesRequest>,
     ) -> Result<Response<pb::MeshInterfaces>, Status> {
-        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+        Ok(Response::new(self.mesh_interfaces_pb()))
     }
 
     async fn add_mesh_interface(
         &self,
-        _request: Request<pb::MeshInterfaceRequest>,
+        request: Request<pb::MeshInterfaceRequest>,
     ) -> Result<Response<pb::MeshInterfaces>, Status> {
-        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+        let name = interface_name(request.get_ref())?;
+        match self.mesh_interfaces.add(name) {
+            Ok(true) => tracing::info!(link = name, "mesh interface added"),
+            Ok(false) => tracing::debug!(link = name, "mesh interface in use already"),
+            Err(e) => return Err(Status::invalid_argument(e.to_string())),
+        }
+        Ok(Response::new(self.mesh_interfaces_pb()))
     }
 
     async fn remove_mesh_interface(
         &self,
-        _request: Request<pb::MeshInterfaceRequest>,
+        request: Request<pb::MeshInterfaceRequest>,
     ) -> Result<Response<pb::MeshInterfaces>, Status> {
-        Err(Status::unimplemented("mesh interfaces at runtime: not yet"))
+        let name = interface_name(request.get_ref())?;
+        if self.mesh_interfaces.remove(name) {
+            tracing::info!(link = name, "mesh interface removed");
+        }
+        Ok(Response::new(self.mesh_interfaces_pb()))
     }
+}
+
+impl CoreService {
+    /// The list as ListMeshInterfaces and the changes answer it.
+    fn mesh_interfaces_pb(&self) -> pb::MeshInterfaces {
+        let interfaces = self
+            .mesh_interfaces
+            .names()
+            .into_iter()
+            .map(|name| pb::MeshInterface {
+                present: l3roamd_net::interface_index(&name).is_some(),
+                configured: self.mesh_interfaces.is_configured(&name),
+                name,
+            })
+            .collect();
+        pb::MeshInterfaces { interfaces }
+    }
+}
+
+/// The `name` field, checked as a kernel interface name.
+fn interface_name(request: &pb::MeshInterfaceRequest) -> Result<&str, Status> {
+    l3roamd_daemon::config::check_interface_name("name", &request.name)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(&request.name)
 }

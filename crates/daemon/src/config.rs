@@ -187,6 +187,11 @@ pub struct MeshConfig {
     /// Interfaces babel and the intercom run on.
     #[serde(default)]
     pub mesh_interfaces: Vec<String>,
+    /// Name patterns (`*` any run of characters, `?` one) of interfaces
+    /// that are mesh interfaces while they exist, e.g. `wg_*` for a
+    /// broker's WireGuard interface per peer; core follows them.
+    #[serde(default)]
+    pub mesh_interface_patterns: Vec<String>,
     /// Interfaces clients attach to (the client bridge).
     #[serde(default)]
     pub client_interfaces: Vec<String>,
@@ -232,6 +237,11 @@ fn default_data_port() -> u16 {
     5524
 }
 
+/// Most mesh interfaces a node uses at once (configured plus added at
+/// runtime): each costs ndproxy a socket and a task, and a broker with a
+/// WireGuard interface per peer should still fit.
+pub const MAX_MESH_INTERFACES: usize = 512;
+
 /// Checks a kernel interface name: 1 to 15 bytes, no '/', no white space.
 pub fn check_interface_name(key: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
@@ -262,6 +272,10 @@ impl MeshConfig {
         for (list, key) in [
             (&self.mesh_interfaces, "mesh.mesh_interfaces"),
             (&self.client_interfaces, "mesh.client_interfaces"),
+            (
+                &self.mesh_interface_patterns,
+                "mesh.mesh_interface_patterns",
+            ),
         ] {
             for (i, name) in list.iter().enumerate() {
                 check_interface_name(&format!("{key}[{i}]"), name)?;
@@ -549,6 +563,13 @@ mod tests {
         assert_eq!(
             key_of(&GOOD.replace("\"m-n2\"", "\"this-name-is-too-long\"")),
             "mesh.mesh_interfaces[0]"
+        );
+        assert_eq!(
+            key_of(&GOOD.replace(
+                "[mesh]",
+                "[mesh]\nmesh_interface_patterns = [\"wg_*\", \"bad/*\"]"
+            )),
+            "mesh.mesh_interface_patterns[1]"
         );
         assert_eq!(key_of("[runtime]\n"), "mesh.node_address");
         assert_eq!(

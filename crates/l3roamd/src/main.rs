@@ -4,6 +4,8 @@
 //! Like busybox it dispatches on the name it was called by (install it with
 //! links named `l3roamd-core`, `clientmon`, `client-db`, `ndproxy`,
 //! `prefixd`), or on its first argument: `l3roamd ndproxy -c FILE`.
+//! `l3roamd ctl` (or a link `l3roamd-ctl`) is core's runtime calls for
+//! init scripts: `l3roamd ctl add-meshif IF`.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -18,6 +20,7 @@ const APPLETS: &[(&str, &str, Main)] = &[
     ("client-db", "client-db", client_db::main),
     ("ndproxy", "ndproxy", ndproxy::main),
     ("prefixd", "prefixd", prefixd::main),
+    ("l3roamd-ctl", "ctl", l3roamd_core::ctl::main),
 ];
 
 fn find(name: &str) -> Option<Main> {
@@ -28,11 +31,16 @@ fn find(name: &str) -> Option<Main> {
 }
 
 fn usage() -> String {
-    let names: Vec<&str> = APPLETS.iter().map(|(full, _, _)| *full).collect();
+    let names: Vec<&str> = APPLETS
+        .iter()
+        .filter(|(_, short, _)| *short != "ctl")
+        .map(|(full, _, _)| *full)
+        .collect();
     format!(
         "l3roamd {}: seamless client roaming for layer-3 mesh networks\n\n\
          Usage: l3roamd <DAEMON> [OPTIONS]   (or call it by a daemon's name through a link)\n\n\
          Daemons: {}\n\
+         Runtime calls to core: l3roamd ctl --help\n\
          Run `l3roamd <DAEMON> --help` for a daemon's options.",
         env!("CARGO_PKG_VERSION"),
         names.join(", ")

@@ -5,7 +5,8 @@
 //! `/sys/class/net/IF/address`, `/proc/net/if_inet6`), which need no
 //! privileges and no netlink socket. Interfaces may appear, disappear or be
 //! recreated with another index while ndproxy runs (a mesh VPN coming up, a
-//! bridge rebuilt), so the event loop reads them again every few seconds.
+//! bridge rebuilt), so the event loop reads them again on every link event
+//! the kernel reports, and every few seconds in case it missed one.
 
 use std::net::Ipv6Addr;
 

@@ -16,7 +16,6 @@ use crate::tasks::{Handle, Stopped};
 /// Serves seeks and found neighbours.
 #[derive(Debug)]
 pub struct NdProxyService {
-    mesh_interfaces: Vec<String>,
     client_interfaces: Vec<String>,
     handle: Handle,
     shutdown: Shutdown,
@@ -27,7 +26,6 @@ impl NdProxyService {
     /// behind `handle`; watch streams end at `shutdown`.
     pub fn new(mesh: &MeshConfig, handle: Handle, shutdown: Shutdown) -> Self {
         NdProxyService {
-            mesh_interfaces: mesh.mesh_interfaces.clone(),
             client_interfaces: mesh.client_interfaces.clone(),
             handle,
             shutdown,
@@ -152,9 +150,10 @@ impl pb::nd_proxy_server::NdProxy for NdProxyService {
         _request: Request<pb::NdProxyStatusRequest>,
     ) -> Result<Response<pb::NdProxyStatus>, Status> {
         let counters = self.handle.counters().await?;
+        let mesh_interfaces = self.handle.mesh_interfaces().await?;
         Ok(Response::new(pb::NdProxyStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            mesh_interfaces: self.mesh_interfaces.clone(),
+            mesh_interfaces,
             client_interfaces: self.client_interfaces.clone(),
             counters: counters
                 .into_iter()
@@ -164,6 +163,15 @@ impl pb::nd_proxy_server::NdProxy for NdProxyService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn set_mesh_interfaces(
+        &self,
+        request: Request<pb::SetMeshInterfacesRequest>,
+    ) -> Result<Response<pb::SetMeshInterfacesResponse>, Status> {
+        let names = l3roamd_rpc::convert::interface_names("names", &request.into_inner().names)?;
+        self.handle.set_mesh_interfaces(names).await?;
+        Ok(Response::new(pb::SetMeshInterfacesResponse {}))
     }
 }
 

@@ -274,6 +274,13 @@ impl Seeks {
         }
     }
 
+    /// The number of mesh interfaces from now on (core changed them at
+    /// runtime). Floods go out on `0..count`; what is remembered of earlier
+    /// SEEKs does not name interfaces, so nothing else changes.
+    pub fn set_mesh_interfaces(&mut self, count: usize) {
+        self.mesh_ifaces = count;
+    }
+
     /// The MACs of this node's own interfaces: advertisements carrying them
     /// are our own and never a client.
     pub fn set_own_macs(&mut self, macs: Vec<MacAddr>) {
@@ -694,6 +701,29 @@ mod tests {
         }
         assert_eq!(solicits(&actions), vec![(0, CLIENT)]);
         assert_eq!(m.counters().get(Counter::SeeksSent), 1);
+    }
+
+    #[test]
+    fn mesh_interfaces_changed_at_runtime_change_floods_and_arrivals() {
+        let t0 = Instant::now();
+        let mut m = machine(limits(), t0);
+        m.set_mesh_interfaces(3);
+        let seeks = sent_seeks(&m.seek_requested(CLIENT, 1, t0).1);
+        assert_eq!(seeks.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2]);
+        let other = Ipv6Addr::from(u128::from(CLIENT) + 1);
+        assert!(!m
+            .mesh_received(Some(MeshIf(2)), &seek_bytes(N2, 9, 2, other), t0)
+            .is_empty());
+        m.set_mesh_interfaces(1);
+        let third = Ipv6Addr::from(u128::from(CLIENT) + 2);
+        assert!(m
+            .mesh_received(Some(MeshIf(2)), &seek_bytes(N2, 9, 3, third), t0)
+            .is_empty());
+        assert_eq!(m.counters().get(Counter::MeshForeignInterface), 1);
+        let seeks = sent_seeks(&m.seek_requested(third, 4, t0 + ms(10)).1);
+        assert_eq!(seeks.iter().map(|s| s.0).collect::<Vec<_>>(), [0]);
+        m.set_mesh_interfaces(0);
+        assert!(sent_seeks(&m.seek_requested(other, 5, t0 + ms(20)).1).is_empty());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! bounded channel: when the loop falls behind, the receive tasks wait and
 //! the kernel's socket buffers drop the excess, so nothing grows without
 //! bound. Sends are non-blocking and never wait: a full socket buffer is a
-//! counted send error. Every few seconds the loop reads the interfaces
-//! again and opens, reopens or closes sockets as they come and go.
+//! counted send error. The loop reads the interfaces again whenever the
+//! kernel reports a link change (and every few seconds in case it missed
+//! one) and opens, reopens or closes sockets as they come and go; core may
+//! replace the list of mesh interfaces at any time (SetMeshInterfaces).
 
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use l3roamd_daemon::{MeshConfig, Shutdown};
 use l3roamd_types::MacAddr;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::icmp::IcmpSocket;
@@ -57,6 +59,13 @@ enum Command {
     Counters {
         reply: oneshot::Sender<Vec<(&'static str, u64)>>,
     },
+    SetMeshInterfaces {
+        names: Vec<String>,
+        reply: oneshot::Sender<()>,
+    },
+    MeshInterfaces {
+        reply: oneshot::Sender<Vec<String>>,
+    },
     WatcherLagged,
 }
 
@@ -94,6 +103,18 @@ impl Handle {
         self.ask(|reply| Command::Counters { reply }).await
     }
 
+    /// Uses `names` (checked, without duplicates) as the mesh interfaces
+    /// from now on; returns once the sockets of those that exist are open.
+    pub async fn set_mesh_interfaces(&self, names: Vec<String>) -> Result<(), Stopped> {
+        self.ask(|reply| Command::SetMeshInterfaces { names, reply })
+            .await
+    }
+
+    /// The mesh interfaces in use.
+    pub async fn mesh_interfaces(&self) -> Result<Vec<String>, Stopped> {
+        self.ask(|reply| Command::MeshInterfaces { reply }).await
+    }
+
     /// Counts a watcher whose stream was ended because it fell behind.
     pub fn watcher_lagged(&self) {
         let _ = self.commands.try_send(Command::WatcherLagged);
@@ -105,9 +126,9 @@ impl Handle {
 /// What a receive task hands to the loop.
 #[derive(Debug)]
 enum Input {
-    /// A datagram on mesh link `link`'s socket number `generation`.
+    /// A datagram on the mesh socket number `generation` (the link's
+    /// position may have changed since: core can replace the list).
     Mesh {
-        link: usize,
         generation: u64,
         received: Received,
         bytes: Vec<u8>,
@@ -120,13 +141,24 @@ enum Input {
 
 // ===== links =====
 
-/// A configured mesh interface and its socket, if it exists.
+/// A mesh interface in use and its socket, if it exists.
 #[derive(Debug)]
 struct MeshLink {
     name: String,
     open: Option<OpenMesh>,
     mac: Option<MacAddr>,
     last_error: Option<String>,
+}
+
+impl MeshLink {
+    fn named(name: String) -> MeshLink {
+        MeshLink {
+            name,
+            open: None,
+            mac: None,
+            last_error: None,
+        }
+    }
 }
 
 /// An open mesh socket and its receive task.
@@ -192,6 +224,7 @@ pub struct EventLoop {
     icmp_receiver: Option<JoinHandle<()>>,
     nonces: Nonces,
     generation: u64,
+    links_changed: Arc<Notify>,
     found_tx: broadcast::Sender<Found>,
     commands: mpsc::Receiver<Command>,
     input_tx: mpsc::Sender<Input>,
@@ -236,12 +269,8 @@ impl EventLoop {
             mesh_links: mesh
                 .mesh_interfaces
                 .iter()
-                .map(|name| MeshLink {
-                    name: name.clone(),
-                    open: None,
-                    mac: None,
-                    last_error: None,
-                })
+                .cloned()
+                .map(MeshLink::named)
                 .collect(),
             client_links: mesh
                 .client_interfaces
@@ -258,6 +287,7 @@ impl EventLoop {
             icmp_receiver: None,
             nonces: Nonces::new(),
             generation: 0,
+            links_changed: Arc::new(Notify::new()),
             found_tx,
             commands,
             input_tx,
@@ -276,6 +306,7 @@ impl EventLoop {
         if let Some(icmp) = &self.icmp {
             self.icmp_receiver = Some(spawn_icmp_receiver(icmp.clone(), self.input_tx.clone()));
         }
+        let link_watch = spawn_link_watch(self.links_changed.clone());
         self.refresh_links();
         let mut tick = tokio::time::interval(TICK);
         let mut refresh = tokio::time::interval(LINK_REFRESH);
@@ -289,8 +320,10 @@ impl EventLoop {
                 Some(input) = self.input_rx.recv() => self.input(input),
                 _ = tick.tick() => self.seeks.tick(Instant::now()),
                 _ = refresh.tick() => self.refresh_links(),
+                () = self.links_changed.notified() => self.refresh_links(),
             }
         }
+        link_watch.abort();
         if let Some(receiver) = self.icmp_receiver.take() {
             receiver.abort();
         }
@@ -317,8 +350,40 @@ impl EventLoop {
             Command::Counters { reply } => {
                 let _ = reply.send(self.seeks.counters().list());
             }
+            Command::SetMeshInterfaces { names, reply } => {
+                self.set_mesh_interfaces(names);
+                let _ = reply.send(());
+            }
+            Command::MeshInterfaces { reply } => {
+                let _ = reply.send(self.mesh_links.iter().map(|l| l.name.clone()).collect());
+            }
             Command::WatcherLagged => self.seeks.count(Counter::WatchersLagged),
         }
+    }
+
+    /// Replaces the mesh interfaces: links kept keep their sockets (a SEEK
+    /// on its way is not lost), removed ones close theirs, new ones open
+    /// theirs now if they exist, or when they appear.
+    fn set_mesh_interfaces(&mut self, names: Vec<String>) {
+        let mut old = std::mem::take(&mut self.mesh_links);
+        for name in names {
+            if self.mesh_links.iter().any(|l| l.name == name) {
+                continue;
+            }
+            let link = match old.iter().position(|l| l.name == name) {
+                Some(i) => old.swap_remove(i),
+                None => {
+                    tracing::info!(link = %name, "mesh interface added");
+                    MeshLink::named(name)
+                }
+            };
+            self.mesh_links.push(link);
+        }
+        for gone in old {
+            tracing::info!(link = %gone.name, "mesh interface removed; its socket is closed");
+        }
+        self.seeks.set_mesh_interfaces(self.mesh_links.len());
+        self.refresh_links();
     }
 
     // ===== received datagrams =====
@@ -327,19 +392,16 @@ impl EventLoop {
         let now = Instant::now();
         let actions = match input {
             Input::Mesh {
-                link,
                 generation,
                 received,
                 bytes,
             } => {
-                let Some(mesh_link) = self.mesh_links.get(link) else {
-                    return;
-                };
-                let Some(open) = mesh_link
-                    .open
-                    .as_ref()
-                    .filter(|o| o.generation == generation)
-                else {
+                let Some((link, open)) = self.mesh_links.iter().enumerate().find_map(|(i, l)| {
+                    l.open
+                        .as_ref()
+                        .filter(|o| o.generation == generation)
+                        .map(|o| (i, o))
+                }) else {
                     return; // from a socket closed since
                 };
                 if received.truncated {
@@ -490,12 +552,8 @@ impl EventLoop {
             Ok(socket) => {
                 self.generation = self.generation.wrapping_add(1);
                 let socket = Arc::new(socket);
-                let receiver = spawn_mesh_receiver(
-                    socket.clone(),
-                    index,
-                    self.generation,
-                    self.input_tx.clone(),
-                );
+                let receiver =
+                    spawn_mesh_receiver(socket.clone(), self.generation, self.input_tx.clone());
                 tracing::info!(link = %link.name, ifindex, port, "listening for SEEKs");
                 link.last_error = None;
                 link.open = Some(OpenMesh {
@@ -517,9 +575,17 @@ impl EventLoop {
 
 // ===== receive tasks =====
 
+/// Wakes the loop on every link change the kernel reports; without the
+/// netlink socket only the periodic re-read is left.
+fn spawn_link_watch(changed: Arc<Notify>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let e = l3roamd_net::link_events::notify_changes(&changed).await;
+        tracing::warn!(error = %e, "no link events; interfaces are read every few seconds only");
+    })
+}
+
 fn spawn_mesh_receiver(
     socket: Arc<MeshSocket>,
-    link: usize,
     generation: u64,
     input: mpsc::Sender<Input>,
 ) -> JoinHandle<()> {
@@ -528,7 +594,6 @@ fn spawn_mesh_receiver(
         loop {
             let message = match socket.recv(&mut buf).await {
                 Ok(received) => Input::Mesh {
-                    link,
                     generation,
                     received,
                     bytes: buf.get(..received.len).unwrap_or_default().to_vec(),

@@ -7,10 +7,12 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod bpf;
+pub mod link_events;
 pub mod packet;
 pub mod pktinfo;
 pub mod socket;
 
+pub use link_events::LinkEvents;
 pub use socket::PktinfoSocket;
 
 use std::ffi::CString;

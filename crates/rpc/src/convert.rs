@@ -58,9 +58,46 @@ pub fn prefix(field: &str, prefix: Option<&pb::Prefix>) -> Result<Ipv6Prefix, St
     Ipv6Prefix::new(addr, len).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
+/// Reads a list of interface names (`field`, e.g. the mesh interfaces
+/// core sends): each a valid kernel name, at most
+/// [`MAX_MESH_INTERFACES`](l3roamd_daemon::config::MAX_MESH_INTERFACES),
+/// duplicates dropped, order kept.
+pub fn interface_names(field: &str, names: &[String]) -> Result<Vec<String>, Status> {
+    use l3roamd_daemon::config::{check_interface_name, MAX_MESH_INTERFACES};
+    if names.len() > MAX_MESH_INTERFACES {
+        return Err(Status::invalid_argument(format!(
+            "{field}: {} interfaces, at most {MAX_MESH_INTERFACES} are allowed",
+            names.len()
+        )));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        check_interface_name(&format!("{field}[{i}]"), name)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !checked.contains(name) {
+            checked.push(name.clone());
+        }
+    }
+    Ok(checked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_names_are_checked_and_deduplicated() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            interface_names("names", &names(&["wg_1", "mesh0", "wg_1"])).unwrap(),
+            names(&["wg_1", "mesh0"])
+        );
+        let e = interface_names("names", &names(&["mesh0", "bad/name"])).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("names[1]"), "{}", e.message());
+        let many = vec!["m".to_string(); l3roamd_daemon::config::MAX_MESH_INTERFACES + 1];
+        assert!(interface_names("names", &many).is_err());
+    }
 
     #[test]
     fn bad_lengths_are_invalid_argument() {

@@ -23,6 +23,7 @@
 #   L3R_BABELD_DIR     babeld's conf_dir [babeld.@general[0].conf_dir or /tmp/babeld.d]
 #   L3R_BABELD_RELOAD  0: never reload babeld after changing the snippet
 #   L3R_NO_SYSLOG      1: report to stderr only, not through logger
+#   L3R_UBUS           the ubus command (mesh interface sync)          [ubus]
 # (Not L3ROAMD_*: the daemons read every L3ROAMD_* environment variable as a
 # configuration key, and refuse unknown ones.)
 
@@ -52,6 +53,7 @@ runtime:log_level:str
 runtime:socket_group:str
 mesh:node_address:str
 mesh:mesh_interfaces:list
+mesh:mesh_interface_patterns:list
 mesh:client_interfaces:list
 mesh:client_prefixes:list
 mesh:node_client_prefix:str
@@ -117,6 +119,7 @@ prefixd:announce:announce
 '
 # Options the init scripts read themselves; never written to the TOML.
 _L3R_INIT_KEYS='
+mesh:mesh_proto
 core:enabled
 clientmon:enabled
 client_db:enabled
@@ -151,6 +154,7 @@ _l3r_lookup() {
 	_l3r_key=$2
 	case "$1:$2" in
 	mesh:mesh_interface) _l3r_key=mesh_interfaces ;;
+	mesh:mesh_interface_pattern) _l3r_key=mesh_interface_patterns ;;
 	mesh:client_interface) _l3r_key=client_interfaces ;;
 	mesh:client_prefix) _l3r_key=client_prefixes ;;
 	prefixd:ra_interface) _l3r_key=ra_interfaces ;;
@@ -721,4 +725,70 @@ _l3r_instance() {
 	procd_set_param stdout 1
 	procd_set_param stderr 1
 	procd_close_instance
+}
+
+# ----- mesh interfaces at runtime -----
+
+# l3roamd_mesh_devices: prints the devices of the netifd interfaces that
+# are up and whose proto is one of l3roamd.mesh.mesh_proto (words), one a
+# line, as Gluon's l3roamd script picks them (proto gluon_mesh).
+l3roamd_mesh_devices() {
+	_l3r_dump=$(${L3R_UBUS:-ubus} call network.interface dump) || return 1
+	for _l3r_proto in $(l3roamd_get mesh mesh_proto); do
+		printf '%s\n' "$_l3r_dump" |
+			jsonfilter -e "@.interface[@.proto='$_l3r_proto' && @.up=true].device"
+	done
+}
+
+# _l3r_ctl ARGS...: `l3roamd ctl` on core's socket $_l3r_socket.
+_l3r_ctl() {
+	"$L3R_BIN_DIR/l3roamd" ctl -s "$_l3r_socket" "$@"
+}
+
+# l3roamd_sync_mesh_interfaces: makes core's runtime mesh interfaces the
+# devices of l3roamd_mesh_devices: adds those core does not use, removes the
+# runtime ones that are gone (never the configured mesh.mesh_interfaces).
+# Nothing to do without mesh.mesh_proto. Core applies each change to
+# ndproxy and client-db; none of the daemons restarts.
+l3roamd_sync_mesh_interfaces() {
+	l3roamd_load || return 1
+	[ -n "$(l3roamd_get mesh mesh_proto)" ] || return 0
+	_l3r_socket=$(l3roamd_get core socket)
+	if [ -z "$_l3r_socket" ]; then
+		_l3r_socket=$(l3roamd_get runtime socket_dir)
+		_l3r_socket=${_l3r_socket:-/var/run/l3roamd}/core.sock
+	fi
+	_l3r_want=$(l3roamd_mesh_devices) || {
+		_l3r_log warning "mesh interfaces: cannot read netifd's interfaces"
+		return 1
+	}
+	_l3r_want=$(printf '%s\n' "$_l3r_want" | tr '\n' ' ')
+	_l3r_failed=0
+	for _l3r_dev in $_l3r_want; do
+		_l3r_ctl add-meshif "$_l3r_dev" >/dev/null ||
+			_l3r_error "mesh interfaces: adding $_l3r_dev failed"
+	done
+	_l3r_have=$(_l3r_ctl get-meshifs) || {
+		_l3r_log warning "mesh interfaces: l3roamd-core does not answer"
+		return 1
+	}
+	printf '%s\n' "$_l3r_have" | while read -r _l3r_dev _l3r_present _l3r_origin; do
+		[ "$_l3r_origin" = runtime ] || continue
+		case " $_l3r_want " in
+		*" $_l3r_dev "*) ;;
+		*) _l3r_ctl del-meshif "$_l3r_dev" >/dev/null ||
+			_l3r_log err "mesh interfaces: removing $_l3r_dev failed" ;;
+		esac
+	done
+	return "$_l3r_failed"
+}
+
+# l3roamd_mesh_trigger SCRIPT: when mesh.mesh_proto is set, a procd trigger
+# on every netifd interface event that runs `SCRIPT sync_meshifs`.
+l3roamd_mesh_trigger() {
+	l3roamd_load >/dev/null 2>&1 || return 0
+	[ -n "$(l3roamd_get mesh mesh_proto)" ] || return 0
+	procd_open_trigger
+	procd_add_raw_trigger 'interface.*' 0 "$1" sync_meshifs
+	procd_close_trigger
 }
