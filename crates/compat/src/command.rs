@@ -384,7 +384,11 @@ mod tests {
     #[test]
     fn blanks_and_line_ends_as_the_c_daemon_took_them() {
         assert_eq!(parse("  get_clients \t "), Ok(Command::GetClients));
-        assert_eq!(parse("get_clients"), Ok(Command::GetClients), "EOF ends the line");
+        assert_eq!(
+            parse("get_clients"),
+            Ok(Command::GetClients),
+            "EOF ends the line"
+        );
         assert_eq!(
             parse("get_meshifs\rget_clients\n"),
             Ok(Command::GetMeshifs),
@@ -402,59 +406,101 @@ mod tests {
         assert_eq!(parse(""), Err(Empty));
         assert_eq!(parse("\n"), Err(Empty));
         assert_eq!(parse("   \r\n"), Err(Empty));
-        assert_eq!(parse("get_clientsXYZ"), Err(Unknown("get_clientsXYZ".into())));
+        assert_eq!(
+            parse("get_clientsXYZ"),
+            Err(Unknown("get_clientsXYZ".into()))
+        );
         assert_eq!(parse("GET_CLIENTS"), Err(Unknown("GET_CLIENTS".into())));
         assert!(matches!(
             parse("probe ::1"),
-            Err(Missing { command: "probe", argument: "mac" })
+            Err(Missing {
+                command: "probe",
+                argument: "mac"
+            })
         ));
         assert!(matches!(
             parse("verbosity"),
-            Err(Missing { command: "verbosity", argument: "level" })
+            Err(Missing {
+                command: "verbosity",
+                argument: "level"
+            })
         ));
         assert!(matches!(
             parse("verbosity loud"),
-            Err(Invalid { argument: "level", .. })
+            Err(Invalid {
+                argument: "level",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_meshif"),
-            Err(Missing { argument: "interface", .. })
+            Err(Missing {
+                argument: "interface",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_meshif a_name_of_sixteen"),
-            Err(Invalid { argument: "interface", .. })
+            Err(Invalid {
+                argument: "interface",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_meshif ../x"),
-            Err(Invalid { argument: "interface", .. })
+            Err(Invalid {
+                argument: "interface",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_prefix 2001:db8::1/64"),
-            Err(Invalid { argument: "prefix", .. })
+            Err(Invalid {
+                argument: "prefix",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_prefix 2001:db8::/129"),
-            Err(Invalid { argument: "prefix", .. })
+            Err(Invalid {
+                argument: "prefix",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_prefix 10.0.0.0/33"),
-            Err(Invalid { argument: "prefix", .. })
+            Err(Invalid {
+                argument: "prefix",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_prefix 2001:db8::"),
-            Err(Invalid { argument: "prefix", .. })
+            Err(Invalid {
+                argument: "prefix",
+                ..
+            })
         ));
         assert!(matches!(
             parse("probe 10.0.0.1 02:00:00:00:01:00"),
-            Err(Invalid { argument: "address", .. })
+            Err(Invalid {
+                argument: "address",
+                ..
+            })
         ));
         assert!(matches!(
             parse("add_address 2001:db8::1 02:00:00:00:01"),
-            Err(Invalid { argument: "mac", .. })
+            Err(Invalid {
+                argument: "mac",
+                ..
+            })
         ));
         assert!(matches!(
             parse("get_clients now"),
-            Err(Extra { command: "get_clients", .. })
+            Err(Extra {
+                command: "get_clients",
+                ..
+            })
         ));
         assert_eq!(Command::parse(b"get_\xffclients"), Err(NotText));
     }

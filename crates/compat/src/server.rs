@@ -125,7 +125,10 @@ pub async fn answer<B: Backend>(backend: &B, command: &Command) -> Result<String
         Command::GetClients => Ok(reply::clients(&backend.clients().await?)),
         Command::GetMeshifs => Ok(reply::mesh_interfaces(&backend.mesh_interfaces().await?)),
         // The C daemon answered these with nothing on success.
-        Command::AddMeshif(name) => backend.add_mesh_interface(name).await.map(|()| String::new()),
+        Command::AddMeshif(name) => backend
+            .add_mesh_interface(name)
+            .await
+            .map(|()| String::new()),
         Command::DelMeshif(name) => backend
             .remove_mesh_interface(name)
             .await
@@ -181,6 +184,7 @@ pub async fn serve<B: Backend>(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             count(&counters, Counter::Refused);
             // Non-blocking: a client that does not read loses the line.
+            drain(&stream);
             let _ = stream.try_write(b"error: too many connections\n");
             continue;
         };
@@ -194,11 +198,31 @@ pub async fn serve<B: Backend>(
     connections.shutdown().await;
 }
 
+/// Discards what the client sent beyond its line, as far as it has
+/// arrived: closing a UNIX socket with unread input resets the connection,
+/// and the client would lose the answer. Never waits.
+fn drain(stream: &UnixStream) {
+    let mut buf = [0u8; 4096];
+    let mut left = DRAIN_BYTES;
+    while left > 0 {
+        match stream.try_read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+/// Most input [`drain`] discards.
+const DRAIN_BYTES: usize = 1 << 20;
+
 /// Pause after a failed accept.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Reads the line: up to its end, the end of input, or `limit` bytes.
-async fn read_line(stream: &mut UnixStream, limit: usize) -> std::io::Result<Result<Vec<u8>, CommandError>> {
+async fn read_line(
+    stream: &mut UnixStream,
+    limit: usize,
+) -> std::io::Result<Result<Vec<u8>, CommandError>> {
     let mut line = Vec::with_capacity(128);
     let mut buf = [0u8; 256];
     loop {
@@ -236,6 +260,7 @@ async fn connection<B: Backend>(
         }
         Err(_) => {
             count(counters, Counter::TimedOut);
+            drain(&stream);
             let _ = stream.try_write(b"error: no command within the time limit\n");
             return;
         }
@@ -265,6 +290,7 @@ async fn connection<B: Backend>(
             }
         }
     };
+    drain(&stream);
     let write = async {
         stream.write_all(reply.as_bytes()).await?;
         stream.shutdown().await
