@@ -21,6 +21,7 @@ pub struct CoreService {
     kernel: Netlink,
     engine: Handle,
     started: Instant,
+    compat: Option<l3roamd_compat::SharedCounters>,
 }
 
 impl CoreService {
@@ -40,7 +41,14 @@ impl CoreService {
             kernel,
             engine,
             started,
+            compat: None,
         }
+    }
+
+    /// Shows the C control socket's counters in GetStatus too.
+    pub fn with_compat_counters(mut self, counters: l3roamd_compat::SharedCounters) -> Self {
+        self.compat = Some(counters);
+        self
     }
 }
 
@@ -67,8 +75,12 @@ impl pb::core_server::Core for CoreService {
             .status()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let counters = status
-            .counters
+        let mut counters = status.counters.clone();
+        if let Some(compat) = &self.compat {
+            // A poisoned lock still holds usable numbers.
+            counters.extend(compat.lock().unwrap_or_else(|e| e.into_inner()).list());
+        }
+        let counters = counters
             .iter()
             .map(|(name, value)| pb::Counter {
                 name: (*name).to_string(),
