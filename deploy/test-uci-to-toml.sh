@@ -257,7 +257,7 @@ EXAMPLES_JSON='{
  "core": {"socket": "/var/run/l3roamd/core.sock", "tun_device": "l3roam0",
   "export_table": 254, "route_protocol": 158, "handover_protocol": 159,
   "handover_ms": 5000, "host_route_metric": 32, "gone_grace_ms": 5000,
-  "max_clients": 4096, "hold_time_ms": 5000,
+  "max_clients": 4096, "compat_socket": "/var/run/l3roamd.sock", "hold_time_ms": 5000,
   "reseek_interval_ms": 1000, "found_time_ms": 30000, "queue_per_destination": 64,
   "queue_packets": 1024, "queue_bytes": 1048576, "queue_destinations": 256,
   "unreachable_per_second": 10},

@@ -278,6 +278,11 @@ impl DaemonConfig {
         self.socket_dir.join(daemon.socket_file())
     }
 
+    /// Where core serves the C daemon's control socket on this node.
+    pub fn compat_socket(&self) -> PathBuf {
+        self.socket_dir.join("l3roamd.sock")
+    }
+
     /// The TOML text.
     pub fn render(&self) -> String {
         let s = |v: &str| toml_string(v);
@@ -322,6 +327,11 @@ impl DaemonConfig {
                     ("tun_device".into(), s(&self.tun_device)),
                     ("export_table".into(), self.export_table.to_string()),
                     ("route_protocol".into(), self.route_protocol.to_string()),
+                    // Per node: the default path is one for the whole machine.
+                    (
+                        "compat_socket".into(),
+                        s(&self.compat_socket().display().to_string()),
+                    ),
                 ],
             ),
             (
@@ -516,7 +526,8 @@ mod tests {
             "node_client_prefix = \"fec0::/64\"",
             "next_node_address = \"fe80::1\"",
             "next_node_mac = \"02:4e:4e:00:00:01\"",
-            "[core]\ntun_device = \"l3roam0\"\nexport_table = 254\nroute_protocol = 158\n",
+            "[core]\ntun_device = \"l3roam0\"\nexport_table = 254\nroute_protocol = 158\n\
+             compat_socket = \"/tmp/l3r-x/n1/run/l3roamd.sock\"\n",
             "[client_db]\ndb_path = \"/tmp/l3r-x/n1/client-db\"",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");

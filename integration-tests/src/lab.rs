@@ -280,6 +280,11 @@ impl Node {
         self.dir.join("run").join(daemon.socket_file())
     }
 
+    /// Where core serves the C daemon's control socket on this node.
+    pub fn compat_socket(&self) -> PathBuf {
+        self.dir.join("run").join("l3roamd.sock")
+    }
+
     /// Log file of `daemon` on this node.
     pub fn daemon_log(&self, daemon: Daemon) -> PathBuf {
         self.dir.join(format!("{}.log", daemon.binary()))

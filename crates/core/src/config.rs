@@ -69,6 +69,10 @@ pub struct CoreConfig {
     pub gone_grace_ms: u64,
     /// Clients served at the same time.
     pub max_clients: usize,
+    /// Where to serve the C daemon's text control socket (`get_clients`,
+    /// `get_meshifs`, ...) for Gluon's scripts and respondd; empty serves
+    /// none. The C daemon's `-s`, at the path Gluon uses.
+    pub compat_socket: PathBuf,
 }
 
 impl Default for CoreConfig {
@@ -92,6 +96,7 @@ impl Default for CoreConfig {
             handover_ms: 5_000,
             gone_grace_ms: 5_000,
             max_clients: 4096,
+            compat_socket: PathBuf::from("/var/run/l3roamd.sock"),
         }
     }
 }
@@ -110,6 +115,8 @@ const RESERVED_PROTOCOLS: &[(u8, &str)] = &[
 const MAX_QUEUE: u64 = 1 << 16;
 /// Most bytes the held-packet queue may be given: 64 MiB.
 const MAX_QUEUE_BYTES: usize = 64 << 20;
+/// Longest UNIX socket path.
+const MAX_SOCKET_PATH: usize = 107;
 /// Most ICMPv6 errors per second (0 sends none).
 const MAX_UNREACHABLE_PER_SECOND: u32 = 10_000;
 
@@ -204,6 +211,16 @@ impl CoreConfig {
                 ),
             ));
         }
+        // sun_path holds 108 bytes with the terminating NUL.
+        if self.compat_socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(ConfigError::invalid(
+                "core.compat_socket",
+                format!(
+                    "{} is longer than a UNIX socket path may be ({MAX_SOCKET_PATH} bytes)",
+                    self.compat_socket.display()
+                ),
+            ));
+        }
         if self.handover_ms > self.found_time_ms {
             return Err(ConfigError::invalid(
                 "core.handover_ms",
@@ -215,6 +232,11 @@ impl CoreConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The C control socket's path, if one is to be served.
+    pub fn compat_socket(&self) -> Option<&std::path::Path> {
+        (!self.compat_socket.as_os_str().is_empty()).then_some(self.compat_socket.as_path())
     }
 
     /// The held-packet queue's limits.
@@ -256,6 +278,16 @@ mod tests {
     }
 
     #[test]
+    fn the_compat_socket_is_gluons_path_and_empty_disables_it() {
+        let c = load("").unwrap();
+        assert_eq!(
+            c.compat_socket(),
+            Some(std::path::Path::new("/var/run/l3roamd.sock"))
+        );
+        assert_eq!(load("compat_socket = \"\"").unwrap().compat_socket(), None);
+    }
+
+    #[test]
     fn an_absurd_found_time_is_rejected_naming_the_key() {
         let err = load("found_time_ms = 9223372036854775807").unwrap_err();
         assert_eq!(err.key(), Some("core.found_time_ms"));
@@ -281,6 +313,10 @@ mod tests {
                 "core.unreachable_per_second",
             ),
             ("handover_ms = 40000", "core.handover_ms"),
+            (
+                "compat_socket = \"/var/run/a-directory-name-so-long-that-no-unix-socket-path-could-ever-hold-it-not-even-on-linux-with-108-bytes/l3roamd.sock\"",
+                "core.compat_socket",
+            ),
         ] {
             assert_eq!(key_of(line), key, "{line}");
         }

@@ -3,6 +3,7 @@
 
 mod clientdb;
 mod clientmon;
+mod compat;
 mod config;
 pub mod ctl;
 mod datapath;
@@ -30,6 +31,7 @@ pub use netlink::{neighbour_from, route_from};
 
 use std::ffi::OsString;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use l3roamd_daemon::{Context, DaemonError, DaemonInfo};
@@ -100,6 +102,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let data = datapath::DataPath::bind(ctx.config.mesh.data_port, mesh_interfaces.subscribe())
         .map_err(|e| DaemonError::fatal("data path socket", e))?;
     let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;
+    // Bound before the engine starts, so that a socket in the way stops
+    // the daemon before it has changed the kernel's routes.
+    let control_listener = match config.compat_socket() {
+        Some(path) => Some((
+            path.to_path_buf(),
+            l3roamd_rpc::bind(path, ctx.config.runtime.socket_group.as_deref())
+                .map_err(|e| DaemonError::fatal("core.compat_socket", e))?,
+        )),
+        None => None,
+    };
     let parts = kernel::Parts::<kernel::Host> {
         kernel: kernel.clone(),
         routes,
@@ -109,6 +121,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     };
     let (handle, queries) = engine::Handle::new();
     let (seek_tx, seek_rx) = mpsc::channel(QUEUE);
+    let probes = seek_tx.clone();
     let (found_tx, found_rx) = mpsc::channel(QUEUE);
     let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
     let (db_command_tx, db_command_rx) = mpsc::channel(QUEUE);
@@ -178,15 +191,41 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         shutdown.clone(),
     ));
     let peers = peers::Peers::start(peer_sockets, ctx.shutdown.clone());
-    let service = rpc::CoreService::new(
-        ctx.config.mesh.clone(),
-        config,
-        peers,
-        kernel,
-        handle,
-        mesh_interfaces,
-        started,
+    let compat_counters: l3roamd_compat::SharedCounters =
+        Arc::new(Mutex::new(l3roamd_compat::Counters::default()));
+    let service = Arc::new(
+        rpc::CoreService::new(
+            ctx.config.mesh.clone(),
+            config,
+            peers,
+            kernel,
+            handle.clone(),
+            mesh_interfaces,
+            started,
+        )
+        .with_compat_counters(compat_counters.clone()),
     );
+    // The C control socket answers through the same service, in process.
+    let control = control_listener.map(|(path, listener)| {
+        let socket = compat::ControlSocket::new(
+            service.clone(),
+            handle,
+            probes,
+            ctx.config.mesh.mesh_interfaces.clone(),
+        );
+        compat::run(
+            path,
+            listener,
+            socket,
+            compat_counters,
+            ctx.shutdown.clone(),
+        )
+    });
+    let control = async move {
+        if let Some(control) = control {
+            control.await;
+        }
+    };
     let socket = ctx.socket.clone();
     let group = ctx.config.runtime.socket_group.clone();
     let shutdown = ctx.shutdown.clone();
@@ -195,14 +234,14 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
             &socket,
             group.as_deref(),
             SERVICE_NAME,
-            |router| router.add_service(CoreServer::new(service)),
+            |router| router.add_service(CoreServer::from_arc(service)),
             shutdown.requested(),
         )
         .await
         .map_err(|e| DaemonError::fatal("gRPC", e))
     };
-    // Both end on shutdown; the engine removes its routes before returning.
-    let (served, ran) = tokio::join!(server, engine.run(ctx.shutdown.clone()));
+    // All end on shutdown; the engine removes its routes before returning.
+    let (served, ran, ()) = tokio::join!(server, engine.run(ctx.shutdown.clone()), control);
     served.and(ran)
 }
 

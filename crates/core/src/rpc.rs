@@ -23,6 +23,7 @@ pub struct CoreService {
     engine: Handle,
     mesh_interfaces: MeshInterfaces,
     started: Instant,
+    compat: Option<l3roamd_compat::SharedCounters>,
 }
 
 impl CoreService {
@@ -44,7 +45,14 @@ impl CoreService {
             engine,
             mesh_interfaces,
             started,
+            compat: None,
         }
+    }
+
+    /// Shows the C control socket's counters in GetStatus too.
+    pub fn with_compat_counters(mut self, counters: l3roamd_compat::SharedCounters) -> Self {
+        self.compat = Some(counters);
+        self
     }
 }
 
@@ -71,8 +79,12 @@ impl pb::core_server::Core for CoreService {
             .status()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let counters = status
-            .counters
+        let mut counters = status.counters.clone();
+        if let Some(compat) = &self.compat {
+            // A poisoned lock still holds usable numbers.
+            counters.extend(compat.lock().unwrap_or_else(|e| e.into_inner()).list());
+        }
+        let counters = counters
             .iter()
             .map(|(name, value)| pb::Counter {
                 name: (*name).to_string(),

@@ -11,7 +11,7 @@ pub mod follow;
 mod server;
 
 pub use follow::{drop_queued, follow, forward, send_in_order, Follower, Peer, Session};
-pub use server::{serve, ServeError};
+pub use server::{bind, serve, ServeError};
 
 use std::path::{Path, PathBuf};
 

@@ -71,21 +71,12 @@ fn group_id(name: &str) -> Result<libc::gid_t, ServeError> {
     Ok(group.gr_gid)
 }
 
-/// Serves `service_name` (added to the router by `add`) on the UNIX socket
-/// `path` until `shutdown` resolves, then removes the socket.
-///
-/// A stale socket file left by a crashed run is removed first; the socket is
-/// made mode 0660 so that a group of operators may use it: `group`
-/// (`runtime.socket_group`), or the daemon's own. Reflection (v1 and
-/// v1alpha) and `grpc.health.v1` are served beside the service; the health
-/// status of `service_name` and of the server as a whole is SERVING.
-pub async fn serve(
-    path: &Path,
-    group: Option<&str>,
-    service_name: &str,
-    add: impl FnOnce(Router) -> Router,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServeError> {
+/// Binds the UNIX socket `path` as every daemon's sockets are: its
+/// directory created, a stale socket file left by a crashed run removed,
+/// mode 0660 and, with `group` (`runtime.socket_group`), that group, so
+/// that a group of operators may use it. Also for sockets that are not
+/// gRPC (core's C control socket).
+pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ServeError> {
     let gid = group.map(group_id).transpose()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(socket_error(path))?;
@@ -102,6 +93,23 @@ pub async fn serve(
         std::os::unix::fs::chown(path, None, Some(gid))
             .map_err(|e| ServeError::Group(format!("{}: {e}", path.display())))?;
     }
+    Ok(listener)
+}
+
+/// Serves `service_name` (added to the router by `add`) on the UNIX socket
+/// `path` until `shutdown` resolves, then removes the socket.
+///
+/// The socket is bound by [`bind`]. Reflection (v1 and
+/// v1alpha) and `grpc.health.v1` are served beside the service; the health
+/// status of `service_name` and of the server as a whole is SERVING.
+pub async fn serve(
+    path: &Path,
+    group: Option<&str>,
+    service_name: &str,
+    add: impl FnOnce(Router) -> Router,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let listener = bind(path, group)?;
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -80,6 +80,7 @@ core:unreachable_per_second:int
 core:handover_ms:int
 core:gone_grace_ms:int
 core:max_clients:int
+core:compat_socket:str
 clientmon:socket:str
 client_db:socket:str
 client_db:db_path:str
