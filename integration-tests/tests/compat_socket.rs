@@ -131,6 +131,29 @@ fn the_c_control_socket_answers_gluons_commands() {
         .collect();
     assert_eq!(got, want, "{answer}");
 
+    // add_meshif / del_meshif, as Gluon's reload_service sends them: a
+    // link that does not exist yet is taken (and listed), then dropped.
+    let meshifs = |socket: &std::path::Path| -> Vec<String> {
+        let answer = ask(socket, "get_meshifs");
+        serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| {
+                v["mesh_interfaces"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_else(|| panic!("get_meshifs answered {answer:?}"))
+    };
+    assert_eq!(ask(&socket, "add_meshif wg_peer1"), "");
+    let listed = meshifs(&socket);
+    assert!(listed.contains(&"wg_peer1".to_string()), "{listed:?}");
+    let answer = ask(&socket, "add_meshif bad/name");
+    assert!(answer.starts_with("error: "), "{answer}");
+    assert_eq!(ask(&socket, "del_meshif wg_peer1"), "");
+    assert_eq!(meshifs(&socket), want);
+
     // has_route, the C daemon's debugging command.
     assert_eq!(
         ask(&socket, &format!("has_route {}", c1.address)),
@@ -178,8 +201,8 @@ fn the_c_control_socket_answers_gluons_commands() {
             })
             .unwrap_or(0)
     };
-    assert_eq!(counter("compat_malformed"), 4, "{status}");
-    assert!(counter("compat_commands") >= 6, "{status}");
+    assert_eq!(counter("compat_malformed"), 5, "{status}");
+    assert!(counter("compat_commands") >= 10, "{status}");
     lab.daemon_process("n1", Daemon::Core)
         .expect("started")
         .ensure_running()
