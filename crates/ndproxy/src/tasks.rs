@@ -301,7 +301,12 @@ impl EventLoop {
                 () = shutdown.requested() => break,
                 Some(command) = self.commands.recv() => self.command(command),
                 Some(input) = self.input_rx.recv() => self.input(input),
-                _ = tick.tick() => self.seeks.tick(Instant::now()),
+                _ = tick.tick() => {
+                    self.seeks.tick(Instant::now());
+                    // A client plugged into a new bridge port may start
+                    // DAD at once: its port gets a socket within a tick.
+                    self.refresh_probe_sockets();
+                }
                 _ = refresh.tick() => self.refresh_links(),
             }
         }
