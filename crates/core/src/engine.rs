@@ -453,6 +453,8 @@ impl<P: Platform> Engine<P> {
         }
         if !added {
             if route.kind != RouteType::Unreachable && !self.is_own_protocol(route.protocol) {
+                tracing::debug!(client = %route.destination, protocol = route.protocol,
+                    "another node's route went");
                 self.roaming
                     .foreign_route_gone(route.destination, Instant::now());
             }
@@ -466,6 +468,8 @@ impl<P: Platform> Engine<P> {
             && route.protocol != self.config.handover_protocol
             && route.kind != RouteType::Unreachable
         {
+            tracing::debug!(client = %route.destination, protocol = route.protocol,
+                "another node's route");
             let (actions, duplicate) = self
                 .roaming
                 .foreign_route(route.destination, Instant::now());
