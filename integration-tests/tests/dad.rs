@@ -215,6 +215,7 @@ fn an_advertised_address_does_not_steal_the_owners_route_until_it_leaves() {
 
     // a leaves: once n1 has let go of X (grace period, handover), b gets it.
     lab.detach_client("a").expect("detach a");
+    let left = std::time::Instant::now();
     let taken = wait::until("b serves X on n3", Duration::from_secs(45), || {
         let own = lab
             .host_routes("n3", x)
@@ -230,6 +231,11 @@ fn an_advertised_address_does_not_steal_the_owners_route_until_it_leaves() {
     if let Err(e) = taken {
         panic!("{e}\n{}", lab.report());
     }
+    eprintln!(
+        "owner left -> b's route for X on n3: {:.1} s (addresses_refused {})",
+        left.elapsed().as_secs_f64(),
+        core_counter(&lab, "n3", "addresses_refused")
+    );
     if let Err(e) = lab.wait_audit(x, &Expect::holder("n3"), DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
@@ -261,7 +267,9 @@ fn a_roaming_client_rerunning_dad_on_its_new_node_keeps_its_address() {
     c.netns
         .sysctls(&[
             ("net.ipv6.conf.eth0.accept_dad", "1"),
-            ("net.ipv6.conf.eth0.dad_transmits", "1"),
+            // Three probes a second apart: the port is new on n3 (a veth
+            // moved there), and ndproxy opens its socket within a second.
+            ("net.ipv6.conf.eth0.dad_transmits", "3"),
         ])
         .expect("DAD on");
     // An address with DAD (the lab's own is nodad): it passes on n1.
@@ -276,7 +284,7 @@ fn a_roaming_client_rerunning_dad_on_its_new_node_keeps_its_address() {
             _ => wait::Check::Pending(format!("{addrs:?}")),
         }
     };
-    let failed = wait::until("DAD of Y on n1", Duration::from_secs(10), || {
+    let failed = wait::until("DAD of Y on n1", Duration::from_secs(15), || {
         Ok(tested(&lab))
     })
     .expect("DAD ends");
@@ -312,7 +320,7 @@ fn a_roaming_client_rerunning_dad_on_its_new_node_keeps_its_address() {
     }
     // Down and up on the other node: the kernel tests its kept addresses again.
     lab.move_client_admin_down("c", "n3").expect("move c");
-    let failed = wait::until("DAD of Y on n3", Duration::from_secs(10), || {
+    let failed = wait::until("DAD of Y on n3", Duration::from_secs(15), || {
         Ok(tested(&lab))
     })
     .expect("DAD ends");
