@@ -236,6 +236,9 @@ pub enum Verdict {
 pub struct Defence {
     settings: Settings,
     bucket: TokenBucket,
+    /// Probes looked into (each reads the kernel's routes): ten times the
+    /// defence rate, so a client flooding probes costs bounded work.
+    evaluations: TokenBucket,
     last: HashMap<Ipv6Addr, Instant>,
 }
 
@@ -244,13 +247,27 @@ impl Defence {
     pub fn new(settings: Settings) -> Defence {
         Defence {
             bucket: TokenBucket::new(settings.per_second.max(1), settings.burst.max(1)),
+            evaluations: TokenBucket::new(
+                settings.per_second.max(1).saturating_mul(10),
+                settings.burst.max(1).saturating_mul(10),
+            ),
             last: HashMap::new(),
             settings,
         }
     }
 
-    /// Decides on `probe` with the kernel's host routes `routes` at `now`.
-    pub fn probe(&mut self, probe: &Probe, routes: &[KernelRoute], now: Instant) -> Verdict {
+    /// Decides on `probe` with the kernel's host routes (`routes` reads
+    /// them, only when the probe is looked into) at `now`.
+    pub fn probe(
+        &mut self,
+        probe: &Probe,
+        routes: impl FnOnce() -> Vec<KernelRoute>,
+        now: Instant,
+    ) -> Verdict {
+        if !self.evaluations.take(now) {
+            return Verdict::Suppressed;
+        }
+        let routes = routes();
         let via = |addr: &Ipv6Addr, interfaces: &[String]| {
             routes
                 .iter()
@@ -412,14 +429,17 @@ garbage line
         let mut d = Defence::new(settings());
         let t = Instant::now();
         let p = Probe { mac: B, target: X };
-        assert_eq!(d.probe(&p, &[], t), Verdict::Free);
+        assert_eq!(d.probe(&p, || [].to_vec(), t), Verdict::Free);
         let mut unreachable = route(X, "lo");
         unreachable.reject = true;
-        assert_eq!(d.probe(&p, &[unreachable], t), Verdict::Free);
-        assert_eq!(d.probe(&p, &[route(X, "m-n2")], t), Verdict::Defend);
+        assert_eq!(d.probe(&p, || [unreachable].to_vec(), t), Verdict::Free);
+        assert_eq!(
+            d.probe(&p, || [route(X, "m-n2")].to_vec(), t),
+            Verdict::Defend
+        );
         // Ours as well as babel's: the client here defends it itself.
         assert_eq!(
-            d.probe(&p, &[route(X, "m-n2"), route(X, "br-client")], t),
+            d.probe(&p, || [route(X, "m-n2"), route(X, "br-client")].to_vec(), t),
             Verdict::ServedHere
         );
     }
@@ -430,7 +450,11 @@ garbage line
         let nca = node_client_addr(&settings().node_client_prefix, &B);
         let routes = [route(X, "m-n2"), route(nca, "m-n2")];
         assert_eq!(
-            d.probe(&Probe { mac: B, target: X }, &routes, Instant::now()),
+            d.probe(
+                &Probe { mac: B, target: X },
+                || routes.to_vec(),
+                Instant::now()
+            ),
             Verdict::Roaming
         );
     }
@@ -443,24 +467,44 @@ garbage line
         let z = Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x103);
         let routes = [route(X, "m-n2"), route(y, "m-n2"), route(z, "m-n2")];
         let probe = |target| Probe { mac: B, target };
-        assert_eq!(d.probe(&probe(X), &routes, t), Verdict::Defend);
-        assert_eq!(d.probe(&probe(X), &routes, t), Verdict::Suppressed);
-        assert_eq!(d.probe(&probe(y), &routes, t), Verdict::Defend);
+        assert_eq!(d.probe(&probe(X), || routes.to_vec(), t), Verdict::Defend);
         assert_eq!(
-            d.probe(&probe(z), &routes, t),
+            d.probe(&probe(X), || routes.to_vec(), t),
+            Verdict::Suppressed
+        );
+        assert_eq!(d.probe(&probe(y), || routes.to_vec(), t), Verdict::Defend);
+        assert_eq!(
+            d.probe(&probe(z), || routes.to_vec(), t),
             Verdict::Suppressed,
             "burst 2"
         );
         let later = t + Duration::from_millis(600);
-        assert_eq!(d.probe(&probe(X), &routes, later), Verdict::Defend);
+        assert_eq!(
+            d.probe(&probe(X), || routes.to_vec(), later),
+            Verdict::Defend
+        );
         for i in 0..20u16 {
             let a = Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 1, i);
             let _ = d.probe(
                 &probe(a),
-                &[route(a, "m-n2")],
+                || vec![route(a, "m-n2")],
                 later + Duration::from_secs(u64::from(i)),
             );
         }
         assert!(d.last.len() <= 4, "bounded");
+        // A flood of probes reads the routes a bounded number of times.
+        let mut d = Defence::new(settings());
+        let mut reads = 0;
+        for _ in 0..1000 {
+            let _ = d.probe(
+                &probe(X),
+                || {
+                    reads += 1;
+                    routes.to_vec()
+                },
+                t,
+            );
+        }
+        assert_eq!(reads, 20, "ten times the burst of 2");
     }
 }

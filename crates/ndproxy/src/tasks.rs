@@ -468,7 +468,7 @@ impl EventLoop {
             }
         };
         self.seeks.count(Counter::DadProbes);
-        let verdict = defence.probe(&probe, &dad::kernel_routes(), now);
+        let verdict = defence.probe(&probe, dad::kernel_routes, now);
         tracing::debug!(target = %probe.target, mac = %probe.mac, ?verdict, "DAD probe");
         match verdict {
             Verdict::Free | Verdict::ServedHere => {}
