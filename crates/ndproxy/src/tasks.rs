@@ -200,6 +200,8 @@ pub struct EventLoop {
     /// interface itself), by interface index: the client link and the
     /// socket's receive task.
     probe_sockets: BTreeMap<u32, (usize, JoinHandle<()>)>,
+    /// Ports whose DAD socket could not be opened, warned about once.
+    probe_open_failed: std::collections::BTreeSet<u32>,
     nonces: Nonces,
     generation: u64,
     found_tx: broadcast::Sender<Found>,
@@ -270,6 +272,7 @@ impl EventLoop {
                 .dad_defence
                 .then(|| Defence::new(config.dad_settings(mesh))),
             probe_sockets: BTreeMap::new(),
+            probe_open_failed: std::collections::BTreeSet::new(),
             nonces: Nonces::new(),
             generation: 0,
             found_tx,
@@ -532,6 +535,7 @@ impl EventLoop {
             }
             keep
         });
+        self.probe_open_failed.retain(|i| wanted.contains_key(i));
         for (ifindex, (link, port)) in wanted {
             if self.probe_sockets.contains_key(&ifindex) {
                 continue;
@@ -543,12 +547,17 @@ impl EventLoop {
                 tokio::io::Interest::READABLE,
             ) {
                 Ok(socket) => {
+                    self.probe_open_failed.remove(&ifindex);
                     tracing::debug!(port = %port, ifindex, "watching for DAD probes");
                     let task = spawn_probe_receiver(socket, link, self.input_tx.clone());
                     self.probe_sockets.insert(ifindex, (link, task));
                 }
                 Err(e) => {
-                    tracing::warn!(port = %port, error = %e, "cannot open a DAD socket; retrying");
+                    if self.probe_open_failed.insert(ifindex) {
+                        tracing::warn!(port = %port, error = %e, "cannot open a DAD socket; retrying");
+                    } else {
+                        tracing::debug!(port = %port, error = %e, "cannot open a DAD socket");
+                    }
                 }
             }
         }
