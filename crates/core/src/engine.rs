@@ -62,6 +62,7 @@ mod path_counters {
         HostRoutesRemoved => "host_routes_removed": "Host routes removed (client left or claimed elsewhere).",
         Releases => "releases": "Clients released to another node that claimed them.",
         DuplicateRoutes => "duplicate_routes": "Host routes also announced by another node while the client is here.",
+        AddressesRefused => "addresses_refused": "Addresses a client here was seen using while another node serves them for another client: not routed here (the steal rule).",
         SeekRoutes => "seek_routes": "Client addresses babel retracted (unreachable routes) routed into the TUN device to be sought.",
         PrefixesRefused => "prefixes_refused": "Prefixes from prefixd that are not client /64s, ignored.",
         ArrivalsDropped => "arrivals_dropped": "Client arrivals for prefixd dropped because its queue was full.",
@@ -275,15 +276,27 @@ impl<P: Platform> Engine<P> {
             .routes(self.config.export_table, BABEL_PROTOCOL)
             .await
             .map_err(|e| DaemonError::fatal("route dump", e))?;
+        let now = Instant::now();
         for route in babel {
-            if route.kind == RouteType::Unreachable
-                && route.prefix_len == 128
-                && self.is_client(&route.destination)
-            {
+            if route.prefix_len != 128 || !self.is_client(&route.destination) {
+                continue;
+            }
+            if route.kind == RouteType::Unreachable {
                 self.add_seek_route(route.destination).await;
+            } else {
+                // Another node serves it: the steal rule needs to know.
+                let (actions, _) = self.roaming.foreign_route(route.destination, now);
+                self.execute_roaming(actions).await;
             }
         }
         Ok(())
+    }
+
+    /// Whether routes of `protocol` are core's own (host, handover, seek).
+    fn is_own_protocol(&self, protocol: u8) -> bool {
+        protocol == self.config.route_protocol
+            || protocol == self.config.handover_protocol
+            || protocol == self.config.seek_protocol
     }
 
     /// The route of `prefix` into the TUN device.
@@ -426,20 +439,37 @@ impl<P: Platform> Engine<P> {
         // than babel's unreachable route: its packets are held and sought.
         if route.kind == RouteType::Unreachable && route.protocol == BABEL_PROTOCOL {
             if added {
+                // Its node is gone: no owner holds the address any more.
+                self.roaming
+                    .foreign_route_gone(route.destination, Instant::now());
                 self.add_seek_route(route.destination).await;
             } else {
                 self.remove_seek_route(route.destination).await;
             }
             return;
         }
-        if !added || route.protocol == self.config.seek_protocol {
+        if route.protocol == self.config.seek_protocol {
+            return;
+        }
+        if !added {
+            if route.kind != RouteType::Unreachable && !self.is_own_protocol(route.protocol) {
+                tracing::debug!(client = %route.destination, protocol = route.protocol,
+                    "another node's route went");
+                self.roaming
+                    .foreign_route_gone(route.destination, Instant::now());
+            }
             return;
         }
         // A real route: babel's seek route is not needed any more.
         if route.protocol == BABEL_PROTOCOL {
             self.remove_seek_route(route.destination).await;
         }
-        if route.protocol != self.config.route_protocol {
+        if route.protocol != self.config.route_protocol
+            && route.protocol != self.config.handover_protocol
+            && route.kind != RouteType::Unreachable
+        {
+            tracing::debug!(client = %route.destination, protocol = route.protocol,
+                "another node's route");
             let (actions, duplicate) = self
                 .roaming
                 .foreign_route(route.destination, Instant::now());
@@ -798,6 +828,11 @@ impl<P: Platform> Engine<P> {
         for action in actions {
             match action {
                 R::Claim(mac) => self.db(DbCommand::Claim(mac)),
+                R::Refuse { addr, mac } => {
+                    self.counters.count(C::AddressesRefused);
+                    tracing::warn!(client = %addr, %mac,
+                        "a client here uses an address another node serves for another client; not routed here until that node lets go");
+                }
                 R::Update(mac, addresses) => self.db(DbCommand::Update(mac, addresses)),
                 R::Forget(mac) => self.db(DbCommand::Forget(mac)),
                 R::InstallRoute {
@@ -1749,6 +1784,35 @@ mod tests {
             )))
             .await;
         assert_eq!(lab.host_routes(gone), vec![]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_address_another_node_serves_is_not_routed_to_a_client_claiming_it() {
+        let taken = "fddd:1::78";
+        let mut routed = babel_route(taken, RouteType::Unicast);
+        routed.metric = Some(288);
+        let mut lab = started(|_| {}).await;
+        let t0 = Instant::now();
+        lab.engine
+            .route_change(RouteChange::Added(routed.clone()))
+            .await;
+        lab.appeared(&[taken], t0).await;
+        assert_eq!(lab.host_routes(taken), vec![], "refused");
+        assert!(lab
+            .engine
+            .counters
+            .list()
+            .contains(&("addresses_refused", 1)));
+        assert!(!lab
+            .db_commands()
+            .iter()
+            .any(|c| matches!(c, DbCommand::Update(_, v) if v.contains(&a(taken)))));
+        // The owner's node let go: after the settling time it is routed here.
+        lab.engine.route_change(RouteChange::Removed(routed)).await;
+        lab.engine.tick(t0).await;
+        assert_eq!(lab.host_routes(taken), vec![]);
+        lab.engine.tick(t0 + Duration::from_secs(2)).await;
+        assert_eq!(lab.host_routes(taken), vec![(158, "br-client".into())]);
     }
 
     #[tokio::test(flavor = "current_thread")]

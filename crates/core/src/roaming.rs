@@ -16,12 +16,24 @@
 //! as for any departure. After client-db's snapshot, claims that may have
 //! been lost while it was away are made again.
 //!
+//! Addresses in use elsewhere (the steal rule): an address that a client
+//! here is seen using (clientmon, or an answer to ndproxy's solicitation)
+//! while another node routes it (a reachable `/128` of another protocol,
+//! babel's) is *contested*: no host route, no claim in client-db, an
+//! [`Action::Refuse`]. A client that merely says it has an address (an
+//! unsolicited advertisement, a nodad address) must not pull the traffic
+//! of the client that really has it elsewhere. Two things end the
+//! contest: the client's own record brings the address (an INFO from the
+//! node it roamed from, or client-db's record: the same MAC had it), or
+//! the other node's route has been gone for [`CONTEST_SETTLE`] (the owner
+//! was released and its node's handover is over, or its node vanished).
+//!
 //! The order of a client's arrival matters: core claims it through client-db
 //! first and holds its node-client address only when the claim is done.
 //! While the old node still holds that address, babel routes the CLAIM to
 //! it; holding the address earlier would deliver our own CLAIM to ourselves.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
@@ -32,6 +44,14 @@ use l3roamd_types::{node_client_addr, Ipv6Prefix, MacAddr};
 pub enum Action {
     /// Ask client-db to CLAIM the client on the mesh.
     Claim(MacAddr),
+    /// The client was seen using `addr`, which another node serves: no
+    /// route, no claim (counted and logged by the engine).
+    Refuse {
+        /// The address.
+        addr: Ipv6Addr,
+        /// The client seen using it.
+        mac: MacAddr,
+    },
     /// Tell client-db the addresses this node saw the client use.
     Update(MacAddr, Vec<Ipv6Addr>),
     /// Tell client-db this node no longer serves the client.
@@ -116,10 +136,33 @@ pub struct Client {
     /// [`MAX_UNROUTED`]): routed as soon as prefixd puts their prefix in
     /// use (a client that brings a prefix from the other end of the mesh).
     pub unrouted: BTreeSet<Ipv6Addr>,
+    /// Addresses it was seen using that another node serves (at most
+    /// [`MAX_CONTESTED`]), with the time the other node's route went, if
+    /// it has: routed here once that is [`CONTEST_SETTLE`] ago.
+    pub contested: BTreeMap<Ipv6Addr, Option<Instant>>,
 }
 
 /// Unrouted addresses kept per client.
 pub const MAX_UNROUTED: usize = 8;
+
+/// Contested addresses kept per client.
+pub const MAX_CONTESTED: usize = 8;
+
+/// How long another node's route for a contested address must have been
+/// gone before the address is routed here: babeld may replace a route by
+/// deleting it and adding the new one, and a moment without it is no
+/// release.
+pub const CONTEST_SETTLE: Duration = Duration::from_secs(1);
+
+/// Where the knowledge that a client uses an address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Seen on the link (clientmon, ndproxy): subject to the steal rule.
+    Link,
+    /// The client's own record (client-db, an INFO, what this node handed
+    /// over or an earlier run routed): the address is the client's.
+    Record,
+}
 
 /// A released client's address still announced from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,8 +213,15 @@ pub struct Roaming {
     /// max_clients): a client that arrives gets its routes at once, before
     /// the INFO of the node it comes from (which only adds to them).
     records: HashMap<MacAddr, BTreeSet<Ipv6Addr>>,
+    /// Client addresses another node routes now (babel's reachable /128s),
+    /// at most [`FOREIGN_PER_CLIENT`] times `max_clients`; beyond that an
+    /// address is not contested (the rule fails open, as before it).
+    foreign: HashSet<Ipv6Addr>,
     last_refresh: Option<Instant>,
 }
+
+/// Foreign routes remembered per client this node may serve.
+pub const FOREIGN_PER_CLIENT: usize = 4;
 
 /// How often the addresses of every served client are sent to client-db
 /// again, so their records (which expire 15 minutes after the last update
@@ -191,6 +241,7 @@ impl Roaming {
             clients: HashMap::new(),
             handovers: HashMap::new(),
             records: HashMap::new(),
+            foreign: HashSet::new(),
             last_refresh: None,
         }
     }
@@ -213,7 +264,7 @@ impl Roaming {
             .collect();
         let mut actions = Vec::new();
         for (mac, addresses) in waiting {
-            actions.extend(self.learn(mac, &addresses, true));
+            actions.extend(self.learn(mac, &addresses, true, Origin::Link));
         }
         actions
     }
@@ -302,6 +353,7 @@ impl Roaming {
                         confirmed: true,
                         adopted: false,
                         unrouted: BTreeSet::new(),
+                        contested: BTreeMap::new(),
                     },
                 );
                 actions.push(Action::Claim(mac));
@@ -320,14 +372,14 @@ impl Roaming {
                     .unwrap_or_default()
                     .into_iter()
                     .collect();
-                actions.extend(self.learn(mac, &handed_over, true));
-                actions.extend(self.learn(mac, &recorded, false));
+                actions.extend(self.learn(mac, &handed_over, true, Origin::Record));
+                actions.extend(self.learn(mac, &recorded, false, Origin::Record));
             }
         }
         if let Some(client) = self.clients.get_mut(&mac) {
             client.confirmed = true;
         }
-        actions.extend(self.learn(mac, addresses, true));
+        actions.extend(self.learn(mac, addresses, true, Origin::Link));
         actions
     }
 
@@ -355,10 +407,11 @@ impl Roaming {
                 confirmed: false,
                 adopted: true,
                 unrouted: BTreeSet::new(),
+                contested: BTreeMap::new(),
             },
         );
         let mut actions = vec![Action::HoldNodeClientAddr(mac)];
-        actions.extend(self.learn(mac, addresses, false));
+        actions.extend(self.learn(mac, addresses, false, Origin::Record));
         actions
     }
 
@@ -406,7 +459,7 @@ impl Roaming {
 
     /// clientmon or ndproxy: the client uses `addr`.
     pub fn address_learned(&mut self, mac: MacAddr, addr: Ipv6Addr) -> Vec<Action> {
-        self.learn(mac, &[addr], true)
+        self.learn(mac, &[addr], true, Origin::Link)
     }
 
     /// ndproxy found `addr` at `mac` on `interface` (a client it was asked
@@ -418,7 +471,9 @@ impl Roaming {
         interface: String,
     ) -> Vec<Action> {
         match self.clients.get(&mac) {
-            Some(c) if !matches!(c.phase, Phase::Leaving { .. }) => self.learn(mac, &[addr], true),
+            Some(c) if !matches!(c.phase, Phase::Leaving { .. }) => {
+                self.learn(mac, &[addr], true, Origin::Link)
+            }
             // New, or it answers after it was reported gone: it is here.
             _ => self.appeared(mac, interface, &[addr]),
         }
@@ -432,7 +487,7 @@ impl Roaming {
             return Vec::new();
         }
         // Addresses from the record are not news to client-db.
-        self.learn(mac, addresses, false)
+        self.learn(mac, addresses, false, Origin::Record)
     }
 
     /// Keeps the routable addresses of a client not served here.
@@ -519,12 +574,21 @@ impl Roaming {
 
     /// A route for `addr` from another node appeared (babel): if we still
     /// announce it for a client that has left, ours goes; if the client is
-    /// here, both announce it and we keep ours.
+    /// here, both announce it and we keep ours. Until it goes, a client
+    /// here seen using `addr` without a record of it is refused.
     pub fn foreign_route(
         &mut self,
         addr: Ipv6Addr,
         now: Instant,
     ) -> (Vec<Action>, Option<MacAddr>) {
+        if self.foreign.len() < FOREIGN_PER_CLIENT.saturating_mul(self.max_clients) {
+            self.foreign.insert(addr);
+        }
+        for client in self.clients.values_mut() {
+            if let Some(gone) = client.contested.get_mut(&addr) {
+                *gone = None;
+            }
+        }
         let Some((mac, client)) = self
             .clients
             .iter_mut()
@@ -538,6 +602,18 @@ impl Roaming {
             return (vec![self.withdraw(mac, addr, now, None)], None);
         }
         (Vec::new(), Some(mac))
+    }
+
+    /// The route for `addr` from another node went (or babel made it
+    /// unreachable): a client here refused `addr` gets it once the route
+    /// has stayed away for [`CONTEST_SETTLE`] (see [`Roaming::tick`]).
+    pub fn foreign_route_gone(&mut self, addr: Ipv6Addr, now: Instant) {
+        self.foreign.remove(&addr);
+        for client in self.clients.values_mut() {
+            if let Some(gone) = client.contested.get_mut(&addr) {
+                gone.get_or_insert(now);
+            }
+        }
     }
 
     /// Another core found `addr` on its link (FOUND): if a client that
@@ -603,6 +679,24 @@ impl Roaming {
                     ));
                 }
             }
+        }
+        let settled: Vec<(MacAddr, Ipv6Addr)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !matches!(c.phase, Phase::Leaving { .. }))
+            .flat_map(|(mac, c)| {
+                c.contested.iter().filter_map(move |(addr, gone)| {
+                    gone.filter(|t| now.saturating_duration_since(*t) >= CONTEST_SETTLE)
+                        .map(|_| (*mac, *addr))
+                })
+            })
+            .collect();
+        for (mac, addr) in settled {
+            if let Some(client) = self.clients.get_mut(&mac) {
+                client.contested.remove(&addr);
+            }
+            // The other node let go: the address is this client's now.
+            actions.extend(self.learn(mac, &[addr], true, Origin::Record));
         }
         for mac in left {
             let Some(client) = self.clients.remove(&mac) else {
@@ -670,13 +764,21 @@ impl Roaming {
     }
 
     /// Adds routable addresses to a served client; `tell_db` when client-db
-    /// should hear of them.
-    fn learn(&mut self, mac: MacAddr, addresses: &[Ipv6Addr], tell_db: bool) -> Vec<Action> {
+    /// should hear of them. An address seen on the link that another node
+    /// routes is contested instead (the steal rule, see the module doc).
+    fn learn(
+        &mut self,
+        mac: MacAddr,
+        addresses: &[Ipv6Addr],
+        tell_db: bool,
+        origin: Origin,
+    ) -> Vec<Action> {
         let routable: Vec<Ipv6Addr> = addresses
             .iter()
             .copied()
             .filter(|a| self.routable(a))
             .collect();
+        let foreign = &self.foreign;
         let prefixes = &self.prefixes;
         let node_client_prefix = self.node_client_prefix;
         let Some(client) = self.clients.get_mut(&mac) else {
@@ -698,6 +800,15 @@ impl Roaming {
         let mut actions = Vec::new();
         let mut new = Vec::new();
         for addr in routable {
+            if origin == Origin::Record {
+                client.contested.remove(&addr);
+            } else if !client.addresses.contains(&addr) && foreign.contains(&addr) {
+                if !client.contested.contains_key(&addr) && client.contested.len() < MAX_CONTESTED {
+                    client.contested.insert(addr, None);
+                }
+                actions.push(Action::Refuse { addr, mac });
+                continue;
+            }
             if client.addresses.insert(addr) {
                 new.push(addr);
                 actions.push(Action::InstallRoute {
@@ -1108,6 +1219,108 @@ mod tests {
             (vec![Action::HandOver(a("fddd:1::100"))], None)
         );
         assert_eq!(r.foreign_route(a("fddd:1::999"), t0), (vec![], None));
+    }
+
+    // ===== the steal rule =====
+
+    fn other_mac() -> MacAddr {
+        "02:00:00:00:02:00".parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_another_node_serves_is_refused_until_its_route_has_gone() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        let x = a("fddd:1::101");
+        assert_eq!(r.foreign_route(x, t0), (vec![], None));
+        // Claimed in an advertisement (clientmon) and in an answer (ndproxy).
+        let actions = r.appeared(mac(), "br-client".into(), &[x, a("fddd:1::100")]);
+        assert!(actions.contains(&Action::Refuse {
+            addr: x,
+            mac: mac()
+        }));
+        assert!(!actions.contains(&install("fddd:1::101")));
+        assert!(actions.contains(&install("fddd:1::100")));
+        assert!(!actions
+            .iter()
+            .any(|a| matches!(a, Action::Update(_, v) if v.contains(&x))));
+        assert_eq!(
+            r.neighbour_found(mac(), x, "br-client".into()),
+            vec![Action::Refuse {
+                addr: x,
+                mac: mac()
+            }]
+        );
+        assert!(
+            r.tick(t0 + Duration::from_secs(30)).is_empty(),
+            "no release, no route"
+        );
+        // The route goes for a moment only (babeld replacing it): no release.
+        let t1 = t0 + Duration::from_secs(31);
+        r.foreign_route_gone(x, t1);
+        r.foreign_route(x, t1 + Duration::from_millis(10));
+        assert!(r.tick(t1 + Duration::from_secs(2)).is_empty());
+        // Gone for good: the client gets it once that has settled.
+        let t2 = t1 + Duration::from_secs(3);
+        r.foreign_route_gone(x, t2);
+        assert!(r.tick(t2 + Duration::from_millis(500)).is_empty());
+        let actions = r.tick(t2 + CONTEST_SETTLE);
+        assert_eq!(
+            actions,
+            vec![install("fddd:1::101"), Action::Update(mac(), vec![x])]
+        );
+        assert!(r.clients()[&mac()].contested.is_empty());
+    }
+
+    #[test]
+    fn the_clients_own_record_is_no_steal() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        let x = a("fddd:1::101");
+        r.foreign_route(x, t0);
+        // Roaming here: seen first, then the old node's INFO says it is its.
+        let actions = r.appeared(mac(), "br-client".into(), &[x]);
+        assert!(actions.contains(&Action::Refuse {
+            addr: x,
+            mac: mac()
+        }));
+        assert_eq!(r.record_updated(mac(), &[x]), vec![install("fddd:1::101")]);
+        assert!(r.clients()[&mac()].contested.is_empty());
+        // A record known before the arrival routes it at once.
+        r.record_updated(other_mac(), &[a("fddd:1::102")]);
+        r.foreign_route(a("fddd:1::102"), t0);
+        let actions = r.appeared(other_mac(), "br-client".into(), &[a("fddd:1::102")]);
+        assert!(actions.contains(&Action::InstallRoute {
+            addr: a("fddd:1::102"),
+            interface: "br-client".into(),
+            mac: other_mac(),
+        }));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Refuse { .. })));
+    }
+
+    #[test]
+    fn a_retracted_owner_releases_the_address_and_contests_are_bounded() {
+        let mut r = roaming();
+        let t0 = Instant::now();
+        for i in 0..20u16 {
+            r.foreign_route(Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x200 + i), t0);
+        }
+        r.appeared(mac(), "br-client".into(), &[]);
+        for i in 0..20u16 {
+            r.address_learned(mac(), Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 0, 0x200 + i));
+        }
+        assert_eq!(r.clients()[&mac()].contested.len(), MAX_CONTESTED);
+        assert!(r.clients()[&mac()].addresses.is_empty());
+        // Its node vanished (babel's unreachable route counts as gone).
+        r.foreign_route_gone(a("fddd:1::200"), t0);
+        let actions = r.tick(t0 + CONTEST_SETTLE);
+        assert!(actions.contains(&install("fddd:1::200")));
+        // The foreign table is bounded too.
+        let mut small = Roaming::new(settings(1, HANDOVER));
+        for i in 0..100u16 {
+            small.foreign_route(Ipv6Addr::new(0xfddd, 1, 0, 0, 0, 0, 1, i), t0);
+        }
+        assert_eq!(small.foreign.len(), FOREIGN_PER_CLIENT);
     }
 
     #[test]

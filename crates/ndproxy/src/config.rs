@@ -54,6 +54,15 @@ pub struct NdproxyConfig {
     pub found_keep_ms: u64,
     /// Most found neighbours kept for the watch snapshot.
     pub max_found: usize,
+    /// Whether a client's duplicate address detection for an address that
+    /// another node serves for another client is answered (defended).
+    pub dad_defence: bool,
+    /// Defending advertisements per second, all addresses.
+    pub dad_defences_per_second: u32,
+    /// Burst of defending advertisements.
+    pub dad_defence_burst: u32,
+    /// Shortest time between two defences of one address.
+    pub dad_defence_interval_ms: u64,
 }
 
 impl Default for NdproxyConfig {
@@ -74,6 +83,10 @@ impl Default for NdproxyConfig {
             max_sought: 4096,
             found_keep_ms: 60_000,
             max_found: 1024,
+            dad_defence: true,
+            dad_defences_per_second: 10,
+            dad_defence_burst: 20,
+            dad_defence_interval_ms: 200,
         }
     }
 }
@@ -144,7 +157,23 @@ impl NdproxyConfig {
         capacity("max_sought", self.max_sought)?;
         millis("found_keep_ms", self.found_keep_ms)?;
         capacity("max_found", self.max_found)?;
+        rate("dad_defences_per_second", self.dad_defences_per_second)?;
+        rate("dad_defence_burst", self.dad_defence_burst)?;
+        millis("dad_defence_interval_ms", self.dad_defence_interval_ms)?;
         Ok(())
+    }
+
+    /// The settings of the duplicate address defence on this node.
+    pub fn dad_settings(&self, mesh: &l3roamd_daemon::MeshConfig) -> crate::dad::Settings {
+        crate::dad::Settings {
+            mesh_interfaces: mesh.mesh_interfaces.clone(),
+            client_interfaces: mesh.client_interfaces.clone(),
+            node_client_prefix: mesh.node_client_prefix,
+            per_second: self.dad_defences_per_second,
+            burst: self.dad_defence_burst,
+            per_address: Duration::from_millis(self.dad_defence_interval_ms),
+            max_addresses: 1024,
+        }
     }
 
     /// The limits of the seek state machine.
@@ -218,5 +247,13 @@ mod tests {
         assert_eq!(key_of("answer_window_ms = 0"), "ndproxy.answer_window_ms");
         assert_eq!(key_of("seen_windw_ms = 10"), "ndproxy.seen_windw_ms");
         assert_eq!(key_of("socket = \"\""), "ndproxy.socket");
+        assert_eq!(
+            key_of("dad_defences_per_second = 0"),
+            "ndproxy.dad_defences_per_second"
+        );
+        assert_eq!(
+            key_of("dad_defence_interval_ms = 0"),
+            "ndproxy.dad_defence_interval_ms"
+        );
     }
 }

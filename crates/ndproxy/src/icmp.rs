@@ -22,6 +22,9 @@ use crate::pktinfo::{self, Received};
 /// `ICMP6_FILTER` (linux/icmpv6.h `ICMPV6_FILTER`), at level `IPPROTO_ICMPV6`.
 const ICMP6_FILTER: libc::c_int = 1;
 
+/// All nodes on the link (RFC 4291 section 2.7.1).
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
 /// The kernel's `struct icmp6_filter`: one bit per ICMPv6 type, set = blocked.
 fn pass_only(kind: u8) -> [u32; 8] {
     let mut filter = [u32::MAX; 8];
@@ -71,6 +74,20 @@ impl IcmpSocket {
     ) -> io::Result<()> {
         let message = nd::encode_solicitation(target, mac);
         let destination = SocketAddrV6::new(nd::solicited_node(target), 0, 0, ifindex);
+        self.socket.send(&message, destination, source, ifindex)
+    }
+
+    /// Sends the advertisement defending `target` to all nodes on interface
+    /// `ifindex`, from `source`, with `mac` as the target link-layer address.
+    pub fn defend(
+        &self,
+        target: &Ipv6Addr,
+        ifindex: u32,
+        source: Option<Ipv6Addr>,
+        mac: Option<&MacAddr>,
+    ) -> io::Result<()> {
+        let message = nd::encode_defence(target, mac);
+        let destination = SocketAddrV6::new(ALL_NODES, 0, 0, ifindex);
         self.socket.send(&message, destination, source, ifindex)
     }
 

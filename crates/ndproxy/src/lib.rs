@@ -12,6 +12,8 @@
 //! - [`seek`]: the state machine (events in, actions out, time passed in):
 //!   duplicate suppression, rate limits and backoff, re-flooding, answers.
 //! - [`nd`]: neighbour solicitation/advertisement encode and decode.
+//! - [`dad`]: mesh-wide duplicate address defence (probe decoding, the
+//!   kernel's host routes as evidence, the decision and its rate limits).
 //! - `mesh`, `icmp`, `pktinfo`, `links`: the adapters (UDP multicast
 //!   socket, raw ICMPv6 socket, ancillary data, interface lookup).
 //! - `tasks`: the event loop that owns the state machine and the sockets.
@@ -40,6 +42,7 @@
 //! counted in `mesh_send_errors`.
 
 pub mod config;
+pub mod dad;
 mod icmp;
 mod links;
 mod mesh;

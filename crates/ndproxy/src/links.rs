@@ -45,6 +45,21 @@ pub fn mac_of(name: &str) -> Option<MacAddr> {
     (mac != MacAddr::ZERO).then_some(mac)
 }
 
+/// Where clients attach to client interface `name`: the ports of a bridge
+/// (a socket on the bridge itself misses DAD probes when the bridge snoops
+/// multicast: it hands them only to listening ports), or the interface.
+pub fn attachment_points(name: &str) -> Vec<String> {
+    if name.contains('/') || name.starts_with('.') {
+        return Vec::new();
+    }
+    match std::fs::read_dir(format!("/sys/class/net/{name}/brif")) {
+        Ok(ports) => ports
+            .filter_map(|p| p.ok()?.file_name().into_string().ok())
+            .collect(),
+        Err(_) => vec![name.to_string()],
+    }
+}
+
 // ===== link-local addresses =====
 
 /// `IFA_F_DADFAILED`: the address failed duplicate address detection.

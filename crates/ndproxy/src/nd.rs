@@ -109,6 +109,26 @@ pub fn encode_solicitation(target: &Ipv6Addr, source_mac: Option<&MacAddr>) -> V
     out
 }
 
+/// The neighbour advertisement that defends `target` against a client's
+/// duplicate address detection: to all nodes, so S=0 (RFC 4861 section
+/// 7.2.4, the probe came from `::`), O=0 because we answer as a proxy for
+/// a client elsewhere (7.2.4: a proxy should not override), R=0 (the owner
+/// is a host), with a target link-layer address option carrying `mac`, the
+/// client link's own MAC, where packets for the target are routed on.
+/// A Linux client fails DAD on any advertisement for its tentative address
+/// whatever the flags (RFC 4862 section 5.4.4).
+pub fn encode_defence(target: &Ipv6Addr, mac: Option<&MacAddr>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FIXED_LEN + 8);
+    out.extend_from_slice(&[NEIGHBOUR_ADVERTISEMENT, 0, 0, 0]); // type, code, checksum
+    out.extend_from_slice(&[0; 4]); // flags R=S=O=0, reserved
+    out.extend_from_slice(&target.octets());
+    if let Some(mac) = mac {
+        out.extend_from_slice(&[OPT_TARGET_LLADDR, 1]);
+        out.extend_from_slice(&mac.octets());
+    }
+    out
+}
+
 /// Decodes a neighbour advertisement (the ICMPv6 message, no IPv6 header).
 ///
 /// Unknown options are skipped; the first target link-layer address option
@@ -208,6 +228,18 @@ mod tests {
         assert_eq!(encode_solicitation(&CLIENT, None), expected);
         expected.extend_from_slice(&[1, 1, 0x02, 0x4e, 0x4e, 0, 0, 0x02]);
         assert_eq!(ns, expected);
+    }
+
+    #[test]
+    fn defence_bytes_decode_as_an_unsolicited_advertisement() {
+        let mac = MacAddr([0x02, 0x4e, 0x4e, 0, 0, 0x03]);
+        let na = encode_defence(&CLIENT, Some(&mac));
+        assert_eq!(na.len(), 32);
+        let decoded = decode_advertisement(&na).unwrap();
+        assert_eq!(decoded.target, CLIENT);
+        assert_eq!(decoded.target_mac, Some(mac));
+        assert!(!decoded.solicited && !decoded.override_flag && !decoded.router);
+        assert_eq!(encode_defence(&CLIENT, None).len(), 24);
     }
 
     #[test]

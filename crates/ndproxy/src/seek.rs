@@ -157,6 +157,13 @@ l3roamd_daemon::counters! {
     SoughtEvicted => "sought_evicted": "Sought addresses forgotten early because the table was full.",
     FoundEvicted => "found_evicted": "Found neighbours forgotten early because the table was full.",
     WatchersLagged => "watchers_lagged": "Watch streams ended because the watcher fell behind.",
+    DadProbes => "dad_probes": "Duplicate address detection probes of clients seen on client links.",
+    DadDefended => "dad_defended": "Probes answered with a defending advertisement: another node serves the address for another client.",
+    DadRoaming => "dad_roaming": "Probes for an address served elsewhere not defended: the client is served elsewhere itself (roaming here).",
+    DadSuppressed => "dad_suppressed": "Probes not defended because of the defence rate limits.",
+    DadMalformed => "dad_malformed": "Frames on the DAD sockets that are not DAD probes.",
+    DadSendErrors => "dad_send_errors": "Defending advertisements the kernel refused or that had no interface.",
+    DadReceiveErrors => "dad_receive_errors": "Errors reading a DAD socket.",
 }
 
 // ===== rate limiting =====

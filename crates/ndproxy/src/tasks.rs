@@ -13,6 +13,7 @@
 //! one) and opens, reopens or closes sockets as they come and go; core may
 //! replace the list of mesh interfaces at any time (SetMeshInterfaces).
 
+use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::dad::{self, Defence, Verdict};
 use crate::icmp::IcmpSocket;
 use crate::links;
 use crate::mesh::MeshSocket;
@@ -135,6 +137,8 @@ enum Input {
     },
     /// An ICMPv6 message on the client links.
     Icmp { received: Received, bytes: Vec<u8> },
+    /// A frame on a DAD socket of client link `link`.
+    Probe { link: usize, frame: Vec<u8> },
     /// A receive error, counted.
     Error(Counter),
 }
@@ -222,6 +226,14 @@ pub struct EventLoop {
     client_links: Vec<ClientLink>,
     icmp: Option<Arc<IcmpSocket>>,
     icmp_receiver: Option<JoinHandle<()>>,
+    /// The duplicate address defence, if configured.
+    defence: Option<Defence>,
+    /// One DAD socket per attachment point (bridge port, or the client
+    /// interface itself), by interface index: the client link and the
+    /// socket's receive task.
+    probe_sockets: BTreeMap<u32, (usize, JoinHandle<()>)>,
+    /// Ports whose DAD socket could not be opened, warned about once.
+    probe_open_failed: std::collections::BTreeSet<u32>,
     nonces: Nonces,
     generation: u64,
     links_changed: Arc<Notify>,
@@ -285,6 +297,11 @@ impl EventLoop {
                 .collect(),
             icmp,
             icmp_receiver: None,
+            defence: config
+                .dad_defence
+                .then(|| Defence::new(config.dad_settings(mesh))),
+            probe_sockets: BTreeMap::new(),
+            probe_open_failed: std::collections::BTreeSet::new(),
             nonces: Nonces::new(),
             generation: 0,
             links_changed: Arc::new(Notify::new()),
@@ -318,13 +335,21 @@ impl EventLoop {
                 () = shutdown.requested() => break,
                 Some(command) = self.commands.recv() => self.command(command),
                 Some(input) = self.input_rx.recv() => self.input(input),
-                _ = tick.tick() => self.seeks.tick(Instant::now()),
+                _ = tick.tick() => {
+                    self.seeks.tick(Instant::now());
+                    // A client plugged into a new bridge port may start
+                    // DAD at once: its port gets a socket within a tick.
+                    self.refresh_probe_sockets();
+                }
                 _ = refresh.tick() => self.refresh_links(),
                 () = self.links_changed.notified() => self.refresh_links(),
             }
         }
         link_watch.abort();
         if let Some(receiver) = self.icmp_receiver.take() {
+            receiver.abort();
+        }
+        for (_, (_, receiver)) in std::mem::take(&mut self.probe_sockets) {
             receiver.abort();
         }
         for link in &mut self.mesh_links {
@@ -426,6 +451,10 @@ impl EventLoop {
                 self.seeks
                     .advert_received(arrival, received.hop_limit, &bytes, now)
             }
+            Input::Probe { link, frame } => {
+                self.dad_probe(link, &frame, now);
+                return;
+            }
             Input::Error(counter) => {
                 self.seeks.count(counter);
                 return;
@@ -487,6 +516,115 @@ impl EventLoop {
         });
     }
 
+    // ===== duplicate address defence =====
+
+    /// A frame on a DAD socket of client link `link`: defend its target if
+    /// another node serves it for another client.
+    fn dad_probe(&mut self, link: usize, frame: &[u8], now: Instant) {
+        let Some(defence) = self.defence.as_mut() else {
+            return;
+        };
+        let probe = match dad::decode_probe(frame) {
+            Ok(probe) => probe,
+            Err(e) => {
+                tracing::debug!(error = %e, "not a DAD probe");
+                self.seeks.count(Counter::DadMalformed);
+                return;
+            }
+        };
+        self.seeks.count(Counter::DadProbes);
+        let verdict = defence.probe(&probe, dad::kernel_routes, now);
+        tracing::debug!(target = %probe.target, mac = %probe.mac, ?verdict, "DAD probe");
+        match verdict {
+            Verdict::Free | Verdict::ServedHere => {}
+            Verdict::Roaming => self.seeks.count(Counter::DadRoaming),
+            Verdict::Suppressed => self.seeks.count(Counter::DadSuppressed),
+            Verdict::Defend => {
+                let Some(client_link) = self.client_links.get_mut(link) else {
+                    return;
+                };
+                let result = match (&self.icmp, client_link.ifindex) {
+                    (Some(icmp), Some(ifindex)) => icmp
+                        .defend(
+                            &probe.target,
+                            ifindex,
+                            client_link.source,
+                            client_link.mac.as_ref(),
+                        )
+                        .map_err(|e| e.to_string()),
+                    _ => Err("no such interface".to_string()),
+                };
+                note_send(
+                    &mut client_link.last_error,
+                    "defending neighbour advertisement",
+                    &client_link.name,
+                    &result,
+                );
+                if result.is_ok() {
+                    tracing::info!(target = %probe.target, mac = %probe.mac,
+                        link = %client_link.name,
+                        "defended an address another node serves against a client's DAD");
+                }
+                self.seeks.count(match result {
+                    Ok(()) => Counter::DadDefended,
+                    Err(_) => Counter::DadSendErrors,
+                });
+            }
+        }
+    }
+
+    /// Opens a DAD socket on every attachment point of the client links
+    /// that has none, and closes those of ports that went away.
+    fn refresh_probe_sockets(&mut self) {
+        if self.defence.is_none() {
+            return;
+        }
+        let mut wanted: BTreeMap<u32, (usize, String)> = BTreeMap::new();
+        for (index, link) in self.client_links.iter().enumerate() {
+            if link.ifindex.is_none() {
+                continue;
+            }
+            for port in links::attachment_points(&link.name) {
+                if let Some(ifindex) = links::index_of(&port) {
+                    wanted.insert(ifindex, (index, port));
+                }
+            }
+        }
+        self.probe_sockets.retain(|ifindex, (link, task)| {
+            let keep = wanted.get(ifindex).is_some_and(|(l, _)| l == link) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        self.probe_open_failed.retain(|i| wanted.contains_key(i));
+        for (ifindex, (link, port)) in wanted {
+            if self.probe_sockets.contains_key(&ifindex) {
+                continue;
+            }
+            match l3roamd_net::packet::PacketSocket::open(
+                ifindex,
+                libc::ETH_P_ALL as u16,
+                &dad::FILTER,
+                tokio::io::Interest::READABLE,
+            ) {
+                Ok(socket) => {
+                    self.probe_open_failed.remove(&ifindex);
+                    tracing::debug!(port = %port, ifindex, "watching for DAD probes");
+                    let task = spawn_probe_receiver(socket, link, self.input_tx.clone());
+                    self.probe_sockets.insert(ifindex, (link, task));
+                }
+                Err(e) => {
+                    if self.probe_open_failed.insert(ifindex) {
+                        tracing::warn!(port = %port, error = %e, "cannot open a DAD socket; retrying");
+                    } else {
+                        tracing::debug!(port = %port, error = %e, "cannot open a DAD socket");
+                    }
+                }
+            }
+        }
+    }
+
     // ===== interfaces =====
 
     /// Reads the interfaces again: (re)opens mesh sockets of interfaces that
@@ -524,6 +662,7 @@ impl EventLoop {
             .chain(self.client_links.iter().filter_map(|l| l.mac))
             .collect();
         self.seeks.set_own_macs(own);
+        self.refresh_probe_sockets();
     }
 
     fn refresh_mesh_link(&mut self, index: usize) {
@@ -602,6 +741,32 @@ fn spawn_mesh_receiver(
                     tracing::debug!(error = %e, "intercom receive error");
                     tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
                     Input::Error(Counter::MeshReceiveErrors)
+                }
+            };
+            if input.send(message).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+fn spawn_probe_receiver(
+    socket: l3roamd_net::packet::PacketSocket,
+    link: usize,
+    input: mpsc::Sender<Input>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; RECEIVE_BUFFER];
+        loop {
+            let message = match socket.recv(&mut buf, 0).await {
+                Ok((len, _outgoing)) => Input::Probe {
+                    link,
+                    frame: buf.get(..len).unwrap_or_default().to_vec(),
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "DAD socket receive error");
+                    tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
+                    Input::Error(Counter::DadReceiveErrors)
                 }
             };
             if input.send(message).await.is_err() {

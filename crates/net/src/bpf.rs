@@ -93,6 +93,10 @@ pub fn interpret(
                 None => return Ok(0),
             },
             c if c == BPF_LD | BPF_W | BPF_ABS && i.k == LOAD_PKTTYPE => a = pkttype,
+            c if c == BPF_LD | BPF_W | BPF_ABS => match load(i.k, 4) {
+                Some(v) => a = v,
+                None => return Ok(0),
+            },
             c if c == BPF_ALU | BPF_ADD | BPF_K => a = a.wrapping_add(i.k),
             c if c == BPF_ALU | BPF_LSH | BPF_K => a = a.checked_shl(i.k).unwrap_or(0),
             c if c == BPF_MISC | BPF_TAX => x = a,
@@ -128,6 +132,15 @@ mod tests {
         assert_eq!(interpret(&program, &[0, 7], PACKET_OUTGOING), Ok(0));
         // A load past the end drops the packet.
         assert_eq!(interpret(&program, &[0], 0), Ok(0));
+        // Words load big-endian.
+        let word = [
+            stmt(BPF_LD | BPF_W | BPF_ABS, 1),
+            jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0102_0304, 0, 1),
+            stmt(BPF_RET | BPF_K, 1),
+            stmt(BPF_RET | BPF_K, 0),
+        ];
+        assert_eq!(interpret(&word, &[9, 1, 2, 3, 4], 0), Ok(1));
+        assert_eq!(interpret(&word, &[9, 1, 2, 3], 0), Ok(0));
         // Falling off the end, or an unknown opcode, is a broken program.
         assert!(interpret(&program[..2], &[0, 7], PACKET_OUTGOING).is_err());
         assert!(interpret(&[stmt(0xff, 0)], &[], 0).is_err());
