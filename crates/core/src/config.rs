@@ -69,6 +69,11 @@ pub struct CoreConfig {
     pub gone_grace_ms: u64,
     /// Clients served at the same time.
     pub max_clients: usize,
+    /// Kernel requests of one batch (the route changes of one event, or of
+    /// a burst of arrivals) in flight at once on the rtnetlink socket,
+    /// 1 to 128. 1 waits for each acknowledgement before the next request:
+    /// the way to compare (docs/design-notes.md, "Many clients on one node").
+    pub route_batch: usize,
 }
 
 impl Default for CoreConfig {
@@ -92,6 +97,7 @@ impl Default for CoreConfig {
             handover_ms: 5_000,
             gone_grace_ms: 5_000,
             max_clients: 4096,
+            route_batch: crate::netlink::IN_FLIGHT,
         }
     }
 }
@@ -181,6 +187,13 @@ impl CoreConfig {
         ] {
             limits::count(key, value, max)?;
         }
+        limits::in_range(
+            "core.route_batch",
+            self.route_batch,
+            1,
+            crate::netlink::IN_FLIGHT,
+            "",
+        )?;
         limits::in_range(
             "core.queue_bytes",
             self.queue_bytes,
@@ -276,6 +289,8 @@ mod tests {
             ("queue_bytes = 100000000000", "core.queue_bytes"),
             ("max_clients = 0", "core.max_clients"),
             ("max_clients = 100000000", "core.max_clients"),
+            ("route_batch = 0", "core.route_batch"),
+            ("route_batch = 129", "core.route_batch"),
             (
                 "unreachable_per_second = 100000",
                 "core.unreachable_per_second",

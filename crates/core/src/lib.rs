@@ -1,6 +1,7 @@
 //! l3roamd-core: host routes, the TUN catch-all and the queue of held
 //! packets; the only gRPC client of the other four daemons.
 
+mod batch;
 mod clientdb;
 mod clientmon;
 mod config;
@@ -88,7 +89,8 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     // Subscribe to route changes before anything reads the tables, so that
     // no change falls between the dump and the first event.
     let routes = netlink::watch_routes().map_err(|e| DaemonError::fatal("route watch", e))?;
-    let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
+    let kernel = netlink::Netlink::connect(config.route_batch)
+        .map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)
         .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
     let data = datapath::DataPath::bind(
