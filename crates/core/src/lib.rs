@@ -110,10 +110,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let (seek_tx, seek_rx) = mpsc::channel(QUEUE);
     let (found_tx, found_rx) = mpsc::channel(QUEUE);
     let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
-    let (db_command_tx, db_command_rx) = mpsc::channel(QUEUE);
+    // A burst of arrivals (clientmon's snapshot, a restart) asks client-db
+    // for a claim and a few updates per client, and prefixd for an arrival
+    // per address, faster than one request at a time reaches them: room
+    // for every client's, so that none is dropped. (tokio allocates a
+    // channel's slots as they fill, 32 at a time.)
+    let burst = QUEUE + PER_CLIENT * config.max_clients;
+    let (db_command_tx, db_command_rx) = mpsc::channel(burst);
     let (db_event_tx, db_event_rx) = mpsc::channel(QUEUE);
     let (prefix_tx, prefix_rx) = mpsc::channel(QUEUE);
-    let (arrival_tx, arrival_rx) = mpsc::channel(QUEUE);
+    let (arrival_tx, arrival_rx) = mpsc::channel(burst);
     let channels = engine::Channels {
         seeks: seek_tx,
         found: found_rx,
@@ -187,3 +193,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
 /// of requests drops (and counts) the request: seeks are repeated by the
 /// held-packet timers and clientmon's snapshot brings every client back.
 const QUEUE: usize = 256;
+
+/// Requests to client-db (a claim and updates) and arrivals for prefixd
+/// one client's arrival makes: room for them in the queues to both.
+const PER_CLIENT: usize = 4;
