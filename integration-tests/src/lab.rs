@@ -1443,6 +1443,21 @@ impl Lab {
         self.start_some_with(node, &[daemon], launch, &config)
     }
 
+    /// Starts one `daemon` on `node` again with `config` (which the node's
+    /// daemons are started with from now on), and waits up to `timeout`
+    /// until its socket accepts connections: a restart with one setting
+    /// changed, or one that takes long (core adopting 10,000 clients).
+    pub fn start_daemon_with(
+        &mut self,
+        node: &str,
+        daemon: Daemon,
+        launch: Launch,
+        config: &DaemonConfig,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.start_some_within(node, &[daemon], launch, config, timeout)
+    }
+
     /// Starts `daemons` (in that order) on `node` with `config`.
     fn start_some_with(
         &mut self,
@@ -1450,6 +1465,18 @@ impl Lab {
         daemons: &[Daemon],
         launch: Launch,
         config: &DaemonConfig,
+    ) -> Result<()> {
+        self.start_some_within(node, daemons, launch, config, DAEMON_START_TIMEOUT)
+    }
+
+    /// [`Lab::start_some_with`], waiting up to `timeout` for each socket.
+    fn start_some_within(
+        &mut self,
+        node: &str,
+        daemons: &[Daemon],
+        launch: Launch,
+        config: &DaemonConfig,
+        timeout: Duration,
     ) -> Result<()> {
         let bins = self.bins()?;
         let links = self.dir.join("multicall-bin");
@@ -1494,7 +1521,7 @@ impl Lab {
             });
         }
         for daemon in daemons {
-            self.wait_daemon_up(node, *daemon, &config.socket(*daemon), DAEMON_START_TIMEOUT)?;
+            self.wait_daemon_up(node, *daemon, &config.socket(*daemon), timeout)?;
         }
         Ok(())
     }

@@ -129,16 +129,32 @@ impl Peer for ClientDb {
     }
 }
 
+/// Pause before a claim client-db was too busy for is asked again.
+const CLAIM_BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Sends one command; client-db answers at once (a claim's result comes
-/// later, on the Watch stream).
+/// later, on the Watch stream). A claim it is too busy for (it runs 256 at
+/// a time, each up to 4.8 s for a client new to the mesh) is asked again
+/// until it is taken: 10,000 arriving clients would otherwise lose all but
+/// the first 256 claims, and their node-client addresses with them. The
+/// commands behind it wait (the queue has room for every client's), so a
+/// later update cannot overtake it.
 async fn send(mut client: ClientDbClient<Channel>, command: DbCommand) {
     let result = match &command {
-        DbCommand::Claim(mac) => client
-            .claim(pb::ClaimRequest {
-                mac: Some((*mac).into()),
-            })
-            .await
-            .map(|_| ()),
+        DbCommand::Claim(mac) => loop {
+            let answer = client
+                .claim(pb::ClaimRequest {
+                    mac: Some((*mac).into()),
+                })
+                .await;
+            match answer {
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                    tracing::debug!(%mac, "client-db busy with claims; asking again");
+                    tokio::time::sleep(CLAIM_BUSY_PAUSE).await;
+                }
+                other => break other.map(|_| ()),
+            }
+        },
         DbCommand::Update(mac, addresses) => client
             .update(pb::UpdateClientRequest {
                 mac: Some((*mac).into()),

@@ -73,6 +73,11 @@ pub struct CoreConfig {
     /// `get_meshifs`, ...) for Gluon's scripts and respondd; empty serves
     /// none. The C daemon's `-s`, at the path Gluon uses.
     pub compat_socket: PathBuf,
+    /// Kernel requests of one batch (the route changes of one event, or of
+    /// a burst of arrivals) in flight at once on the rtnetlink socket,
+    /// 1 to 128. 1 waits for each acknowledgement before the next request:
+    /// the way to compare (docs/design-notes.md, "Many clients on one node").
+    pub route_batch: usize,
 }
 
 impl Default for CoreConfig {
@@ -97,6 +102,7 @@ impl Default for CoreConfig {
             gone_grace_ms: 5_000,
             max_clients: 4096,
             compat_socket: PathBuf::from("/var/run/l3roamd.sock"),
+            route_batch: crate::netlink::IN_FLIGHT,
         }
     }
 }
@@ -188,6 +194,13 @@ impl CoreConfig {
         ] {
             limits::count(key, value, max)?;
         }
+        limits::in_range(
+            "core.route_batch",
+            self.route_batch,
+            1,
+            crate::netlink::IN_FLIGHT,
+            "",
+        )?;
         limits::in_range(
             "core.queue_bytes",
             self.queue_bytes,
@@ -308,6 +321,8 @@ mod tests {
             ("queue_bytes = 100000000000", "core.queue_bytes"),
             ("max_clients = 0", "core.max_clients"),
             ("max_clients = 100000000", "core.max_clients"),
+            ("route_batch = 0", "core.route_batch"),
+            ("route_batch = 129", "core.route_batch"),
             (
                 "unreachable_per_second = 100000",
                 "core.unreachable_per_second",

@@ -1,6 +1,7 @@
 //! l3roamd-core: host routes, the TUN catch-all and the queue of held
 //! packets; the only gRPC client of the other four daemons.
 
+mod batch;
 mod clientdb;
 mod clientmon;
 mod compat;
@@ -92,7 +93,8 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     // Subscribe to route changes before anything reads the tables, so that
     // no change falls between the dump and the first event.
     let routes = netlink::watch_routes().map_err(|e| DaemonError::fatal("route watch", e))?;
-    let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
+    let kernel = netlink::Netlink::connect(config.route_batch)
+        .map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)
         .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
     let mesh_interfaces = meshifs::MeshInterfaces::new(
@@ -124,10 +126,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let probes = seek_tx.clone();
     let (found_tx, found_rx) = mpsc::channel(QUEUE);
     let (presence_tx, presence_rx) = mpsc::channel(QUEUE);
-    let (db_command_tx, db_command_rx) = mpsc::channel(QUEUE);
+    // A burst of arrivals (clientmon's snapshot, a restart) asks client-db
+    // for a claim and a few updates per client, and prefixd for an arrival
+    // per address, faster than one request at a time reaches them: room
+    // for every client's, so that none is dropped. (tokio allocates a
+    // channel's slots as they fill, 32 at a time.)
+    let burst = QUEUE + PER_CLIENT * config.max_clients;
+    let (db_command_tx, db_command_rx) = mpsc::channel(burst);
     let (db_event_tx, db_event_rx) = mpsc::channel(QUEUE);
     let (prefix_tx, prefix_rx) = mpsc::channel(QUEUE);
-    let (arrival_tx, arrival_rx) = mpsc::channel(QUEUE);
+    let (arrival_tx, arrival_rx) = mpsc::channel(burst);
     let channels = engine::Channels {
         seeks: seek_tx,
         found: found_rx,
@@ -249,3 +257,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
 /// of requests drops (and counts) the request: seeks are repeated by the
 /// held-packet timers and clientmon's snapshot brings every client back.
 const QUEUE: usize = 256;
+
+/// Requests to client-db (a claim and updates) and arrivals for prefixd
+/// one client's arrival makes: room for them in the queues to both.
+const PER_CLIENT: usize = 4;

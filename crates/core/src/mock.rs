@@ -15,8 +15,8 @@ use l3roamd_intercom::Packet;
 
 use crate::datapath::Received;
 use crate::kernel::{
-    DataLink, IcmpErrors, Kernel, KernelError, Neighbour, Parts, Platform, Route, RouteChange,
-    RouteEvents, TunDevice,
+    DataLink, IcmpErrors, Kernel, KernelError, KernelOp, Neighbour, Parts, Platform, Route,
+    RouteChange, RouteEvents, TunDevice,
 };
 
 /// A record of what was sent, shared between a device and the test.
@@ -42,6 +42,10 @@ pub struct KernelState {
     pub events: Vec<RouteChange>,
     /// Route requests (`replace` or `delete`) made, in order.
     pub requests: Vec<String>,
+    /// The size of every batch ([`Kernel::apply`]), in order.
+    pub batches: Vec<usize>,
+    /// Destinations whose route requests fail, as a full table would.
+    pub refused: Vec<Ipv6Addr>,
 }
 
 impl KernelState {
@@ -93,6 +97,23 @@ fn metric(route: &Route) -> u32 {
 }
 
 impl Kernel for MockKernel {
+    /// One request after the other, as the trait's default does, and the
+    /// batch's size recorded.
+    async fn apply(&self, ops: &[KernelOp]) -> Vec<Result<(), KernelError>> {
+        self.state.borrow_mut().batches.push(ops.len());
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(match op {
+                KernelOp::ReplaceRoute(r) => self.replace_route(r).await,
+                KernelOp::DeleteRoute(r) => self.delete_route(r).await,
+                KernelOp::AddAddress(a, i) => self.add_address(*a, *i).await,
+                KernelOp::DelAddress(a, i) => self.del_address(*a, *i).await,
+                KernelOp::DeleteNeighbour(a, i) => self.delete_neighbour(*a, *i).await,
+            });
+        }
+        results
+    }
+
     async fn routes(&self, table: u32, protocol: u8) -> Result<Vec<Route>, KernelError> {
         Ok(self
             .state
@@ -110,6 +131,12 @@ impl Kernel for MockKernel {
             if !s.links.values().any(|i| *i == oif) {
                 return Err(no_such("route add"));
             }
+        }
+        if s.refused.contains(&route.destination) {
+            return Err(KernelError {
+                what: "route add",
+                source: Box::new(std::io::Error::from_raw_os_error(libc::ENOBUFS)),
+            });
         }
         s.requests.push(format!(
             "replace {}/{} proto {} oif {:?}",
