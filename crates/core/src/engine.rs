@@ -1248,6 +1248,9 @@ mod tests {
             next_node_routable_address: None,
             intercom_port: 5523,
             data_port: 5524,
+            intercom_auth: "off".into(),
+            intercom_key: None,
+            intercom_key_file: None,
         }
     }
 
