@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use l3roamd_daemon::{MeshConfig, Shutdown};
-use l3roamd_intercom::PacketType;
+use l3roamd_intercom::{AuthError, AuthMode, Authenticator, PacketType};
 use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -209,6 +209,9 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The mesh key cannot be read.
+    #[error(transparent)]
+    Config(#[from] l3roamd_daemon::ConfigError),
     /// The intercom socket could not be bound.
     #[error(
         "intercom socket [::]:{port}: {source} (is another l3roamd, e.g. the C one, bound to this port without SO_REUSEADDR?)"
@@ -231,6 +234,7 @@ pub struct EventLoop {
     socket: Arc<IntercomSocket>,
     node: Ipv6Addr,
     port: u16,
+    auth: Authenticator,
     mesh_links: Vec<Link>,
     client_links: Vec<Link>,
     events: broadcast::Sender<Event>,
@@ -288,6 +292,7 @@ impl EventLoop {
             kept = db.len(),
             "client database open"
         );
+        let auth = mesh.authenticator()?;
         let socket =
             IntercomSocket::open(mesh.intercom_port).map_err(|source| StartError::Socket {
                 port: mesh.intercom_port,
@@ -304,6 +309,7 @@ impl EventLoop {
             socket: Arc::new(socket),
             node: mesh.node_address,
             port: mesh.intercom_port,
+            auth,
             mesh_links: Link::named(&mesh.mesh_interfaces),
             client_links: Link::named(&mesh.client_interfaces),
             events,
@@ -410,7 +416,29 @@ impl EventLoop {
                     interface: self.interface_kind(received.ifindex),
                     destination: received.destination,
                 };
-                let actions = self.db.mesh_received(&bytes, arrival, Now::system());
+                let mut payload = bytes.as_slice();
+                if arrival.interface != ArrivalInterface::Client {
+                    // (From a client interface it is refused as foreign, keyed or not.)
+                    let source = received.source.map_or(Ipv6Addr::UNSPECIFIED, |s| *s.ip());
+                    match self.auth.open(&bytes, source, std::time::Instant::now()) {
+                        Ok(opened) => {
+                            if !opened.verified && self.auth.mode() == AuthMode::Sign {
+                                self.db.count(Counter::AuthUnsigned);
+                            }
+                            payload = opened.bytes;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%source, error = %e, "intercom packet refused");
+                            self.db.count(match e {
+                                AuthError::Missing => Counter::AuthMissing,
+                                AuthError::Bad => Counter::AuthBad,
+                                AuthError::Replayed => Counter::AuthReplayed,
+                            });
+                            return;
+                        }
+                    }
+                }
+                let actions = self.db.mesh_received(payload, arrival, Now::system());
                 self.execute(actions);
             }
             Input::Error => self.db.count(Counter::ReceiveErrors),
@@ -434,7 +462,9 @@ impl EventLoop {
         for action in actions {
             match action {
                 Action::Send { to, packet } => {
-                    let result = self.socket.send(&packet.encode(), to, self.port, self.node);
+                    let mut bytes = packet.encode();
+                    self.auth.seal(&mut bytes, self.node);
+                    let result = self.socket.send(&bytes, to, self.port, self.node);
                     tracing::trace!(%to, kind = %packet.kind(), ok = result.is_ok(), "sent");
                     match result {
                         Err(e) if packet.kind() == PacketType::Claim && is_unroutable(&e) => {

@@ -91,9 +91,16 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let kernel = netlink::Netlink::connect().map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)
         .map_err(|e| DaemonError::fatal(format!("TUN device {}", config.tun_device), e))?;
+    let auth = ctx
+        .config
+        .mesh
+        .authenticator()
+        .map_err(|e| DaemonError::fatal("mesh key", e))?;
     let data = datapath::DataPath::bind(
         ctx.config.mesh.data_port,
         ctx.config.mesh.mesh_interfaces.clone(),
+        auth,
+        ctx.config.mesh.node_address,
     )
     .map_err(|e| DaemonError::fatal("data path socket", e))?;
     let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;

@@ -255,7 +255,7 @@ fn default_intercom_auth() -> String {
 fn parse_hex_key(key: &str, text: &str) -> Result<Key, ConfigError> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     let value = |d: u8| char::from(d).to_digit(16);
-    if digits.len() % 2 != 0 || digits.iter().any(|d| value(*d).is_none()) {
+    if !digits.len().is_multiple_of(2) || digits.iter().any(|d| value(*d).is_none()) {
         return Err(ConfigError::invalid(
             key,
             "must be hex digits (an even number of 0-9, a-f), e.g. from `openssl rand -hex 32`",
@@ -697,11 +697,24 @@ mod tests {
         assert_eq!(k.unwrap(), Key::new(expected).unwrap());
         assert!(!format!("{c:?}").contains("aabbcc"), "the key is printed");
         assert_eq!(c.mesh.authenticator().unwrap().mode(), AuthMode::Require);
-        assert_eq!(key_of(&with("intercom_auth = \"on\"")), "mesh.intercom_auth");
-        assert_eq!(key_of(&with("intercom_auth = \"sign\"")), "mesh.intercom_key");
-        assert_eq!(key_of(&with("intercom_key = \"0011\"")), "mesh.intercom_key");
-        assert_eq!(key_of(&with(&format!("intercom_key = \"{key}x\""))), "mesh.intercom_key");
-        let err = Config::from_toml(&with(&format!("intercom_key = \"{}zz\"", &key[..62]))).unwrap_err();
+        assert_eq!(
+            key_of(&with("intercom_auth = \"on\"")),
+            "mesh.intercom_auth"
+        );
+        assert_eq!(
+            key_of(&with("intercom_auth = \"sign\"")),
+            "mesh.intercom_key"
+        );
+        assert_eq!(
+            key_of(&with("intercom_key = \"0011\"")),
+            "mesh.intercom_key"
+        );
+        assert_eq!(
+            key_of(&with(&format!("intercom_key = \"{key}x\""))),
+            "mesh.intercom_key"
+        );
+        let err =
+            Config::from_toml(&with(&format!("intercom_key = \"{}zz\"", &key[..62]))).unwrap_err();
         assert!(!err.to_string().contains("aabb"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
@@ -713,7 +726,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.mesh.intercom_key().unwrap().0, AuthMode::Sign);
         assert_eq!(
-            key_of(&with("intercom_auth = \"sign\"\nintercom_key_file = \"/nonexistent/k\"")),
+            key_of(&with(
+                "intercom_auth = \"sign\"\nintercom_key_file = \"/nonexistent/k\""
+            )),
             "mesh.intercom_key_file"
         );
         assert_eq!(

@@ -15,7 +15,8 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use l3roamd_daemon::{MeshConfig, Shutdown};
+use l3roamd_daemon::{ConfigError, MeshConfig, Shutdown};
+use l3roamd_intercom::{AuthError, AuthMode, Authenticator};
 use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -191,6 +192,7 @@ pub struct EventLoop {
     icmp: Option<Arc<IcmpSocket>>,
     icmp_receiver: Option<JoinHandle<()>>,
     nonces: Nonces,
+    auth: Authenticator,
     generation: u64,
     found_tx: broadcast::Sender<Found>,
     commands: mpsc::Receiver<Command>,
@@ -204,6 +206,9 @@ pub enum StartError {
     /// The raw ICMPv6 socket could not be opened (`CAP_NET_RAW` missing?).
     #[error("raw ICMPv6 socket for neighbour solicitation (needs CAP_NET_RAW): {0}")]
     Icmp(std::io::Error),
+    /// The mesh key cannot be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl EventLoop {
@@ -257,6 +262,7 @@ impl EventLoop {
             icmp,
             icmp_receiver: None,
             nonces: Nonces::new(),
+            auth: mesh.authenticator()?,
             generation: 0,
             found_tx,
             commands,
@@ -348,7 +354,29 @@ impl EventLoop {
                 }
                 let arrival =
                     (received.ifindex == Some(open.socket.ifindex())).then_some(MeshIf(link));
-                self.seeks.mesh_received(arrival, &bytes, now)
+                if arrival.is_none() {
+                    // Counted as foreign by the state machine, before any key is tried.
+                    self.seeks.mesh_received(arrival, &bytes, now)
+                } else {
+                    let source = received.source.map_or(Ipv6Addr::UNSPECIFIED, |s| *s.ip());
+                    match self.auth.open(&bytes, source, now) {
+                        Ok(opened) => {
+                            if !opened.verified && self.auth.mode() == AuthMode::Sign {
+                                self.seeks.count(Counter::AuthUnsigned);
+                            }
+                            self.seeks.mesh_received(arrival, opened.bytes, now)
+                        }
+                        Err(e) => {
+                            tracing::debug!(%source, error = %e, "SEEK refused");
+                            self.seeks.count(match e {
+                                AuthError::Missing => Counter::AuthMissing,
+                                AuthError::Bad => Counter::AuthBad,
+                                AuthError::Replayed => Counter::AuthReplayed,
+                            });
+                            return;
+                        }
+                    }
+                }
             }
             Input::Icmp { received, bytes } => {
                 if received.truncated {
@@ -377,7 +405,12 @@ impl EventLoop {
     fn execute(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::SendSeek { iface, packet } => self.send_seek(iface, &packet.encode()),
+                Action::SendSeek { iface, packet } => {
+                    // Sealed per copy: every copy has its own counter.
+                    let mut bytes = packet.encode();
+                    self.auth.seal(&mut bytes, self.node);
+                    self.send_seek(iface, &bytes);
+                }
                 Action::Solicit { iface, target } => self.solicit(iface, &target),
                 Action::Found(found) => {
                     // No watcher is not an error: the snapshot has it.
