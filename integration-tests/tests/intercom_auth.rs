@@ -23,6 +23,7 @@ use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{require_root_and_tools, Daemon, Lab, LabOptions, Launch, GATEWAY};
 
 const PORT: u16 = 5523;
+const DATA_PORT: u16 = 5524;
 const KEY: &str = "\"6c33726f616d64206c616220696e746572636f6d206b657920666f722074657374\"";
 const SETTLE: Duration = Duration::from_secs(30);
 /// How long a refused forgery is watched for an effect it must not have.
@@ -102,6 +103,18 @@ fn wait_served(lab: &Lab, addr: Ipv6Addr, node: &str) {
     if let Err(e) = lab.wait_served_by(&[addr], node, SETTLE) {
         panic!("{e}\n{}", lab.report());
     }
+}
+
+fn wait_babel_route(lab: &Lab, node: &str, addr: Ipv6Addr) {
+    let n = lab.node(node).expect("node");
+    wait::until(&format!("{node}'s babel route to {addr}"), SETTLE, || {
+        Ok(if n.has_babel_route(addr)? {
+            Check::Ready(())
+        } else {
+            Check::Pending(String::new())
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
 }
 
 // ===== packets =====
@@ -229,13 +242,16 @@ fn capture_intercom(
             let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             let Ok(n) = usize::try_from(n) else { continue };
             let p = &buf[..n];
-            // IPv6, next header UDP, destination port 5523, intercom type.
-            if n > 48 + 3
-                && p[6] == 17
-                && u16::from_be_bytes([p[42], p[43]]) == PORT
-                && p[48 + 2] == kind
-            {
-                return Some(p[48..].to_vec());
+            // IPv6, next header UDP, destination port 5523, intercom type;
+            // or the same inside a DATA packet on the data port (a CLAIM
+            // that met a handover route on its way).
+            if let Some(inner) = intercom_payload(p, PORT, kind) {
+                return Some(inner.to_vec());
+            }
+            if let Some(data) = intercom_payload(p, DATA_PORT, 5) {
+                if let Some(inner) = intercom_payload(&data[24..], PORT, kind) {
+                    return Some(inner.to_vec());
+                }
             }
         }
         None
@@ -243,6 +259,13 @@ fn capture_intercom(
     ready_rx.recv().expect("capture ready");
     during();
     capture.join().expect("capture thread")
+}
+
+/// The UDP payload of IPv6 packet `p` if it goes to `port` (no extension
+/// headers) and carries an intercom packet of `kind`.
+fn intercom_payload(p: &[u8], port: u16, kind: u8) -> Option<&[u8]> {
+    let udp = (p.len() > 48 + 24 && p[0] >> 4 == 6 && p[6] == 17).then(|| &p[40..])?;
+    (u16::from_be_bytes([udp[2], udp[3]]) == port && udp[8 + 2] == kind).then(|| &udp[8..])
 }
 
 // ===== the tests =====
@@ -263,10 +286,14 @@ fn forge_claim(auth: Option<&'static str>) -> (Lab, bool) {
     trailer.extend_from_slice(&[0xad, 28, 0x42, 0]);
     trailer.extend_from_slice(&u64::MAX.to_be_bytes());
     trailer.extend_from_slice(&[0x5a; 16]);
+    // The forger reaches whoever serves the MAC through its node-client
+    // address, as a real claimer does, once babel has spread its route.
+    let nca = node_client_addr(&c1.mac);
+    wait_babel_route(&lab, GATEWAY, nca);
     send_from(
         &gw.netns.path(),
         Ipv6Addr::UNSPECIFIED,
-        node_client_addr(&c1.mac),
+        nca,
         vec![plain, trailer],
     );
     let released = wait::until("n2 releases c1", WATCH, || {
@@ -320,8 +347,10 @@ fn a_replayed_signed_claim_is_refused() {
     let c1 = lab.client("c1").expect("c1").clone();
     wait_reachable(&lab, c1.address);
     wait_served(&lab, c1.address, "n2");
-    // c1 roams to n1; n2 sees n1's signed CLAIM on its link to n1.
+    // c1 roams to n1; n2 sees n1's signed CLAIM on its link to n1 (once n1
+    // can route to the node-client address: else nobody gets the CLAIM).
     let n2 = lab.node("n2").expect("n2").clone();
+    wait_babel_route(&lab, "n1", node_client_addr(&c1.mac));
     let mut moved = Ok(());
     let captured = capture_intercom(&n2.netns.path(), "m-n1", 1, SETTLE, || {
         moved = lab.move_client("c1", "n1");
@@ -369,6 +398,8 @@ fn a_mesh_of_signing_and_plain_nodes_seeks_and_roams() {
     wait_served(&lab, c1.address, "n3");
     // Roams between signing nodes, then to the plain node and back.
     for to in ["n2", "n1", "n3"] {
+        // (A claim before the node-client address is routed reaches nobody.)
+        wait_babel_route(&lab, to, node_client_addr(&c1.mac));
         lab.move_client("c1", to).expect("move c1");
         wait_served(&lab, c1.address, to);
         wait_reachable(&lab, c1.address);
