@@ -78,6 +78,9 @@ enum Command {
     Watch {
         reply: oneshot::Sender<(Vec<Record>, broadcast::Receiver<Event>)>,
     },
+    Status {
+        reply: oneshot::Sender<(usize, Vec<(&'static str, u64)>)>,
+    },
     WatcherLagged,
 }
 
@@ -133,6 +136,11 @@ impl Handle {
     /// together so that none is missed or seen twice.
     pub async fn watch(&self) -> Result<(Vec<Record>, broadcast::Receiver<Event>), Stopped> {
         self.ask(|reply| Command::Watch { reply }).await
+    }
+
+    /// The number of records and the counters by name.
+    pub async fn status(&self) -> Result<(usize, Vec<(&'static str, u64)>), Stopped> {
+        self.ask(|reply| Command::Status { reply }).await
     }
 
     /// Counts a watcher whose stream was ended because it fell behind.
@@ -396,6 +404,9 @@ impl EventLoop {
                 let mut records: Vec<Record> = self.db.records().cloned().collect();
                 records.sort_by_key(|r| r.mac);
                 let _ = reply.send((records, self.events.subscribe()));
+            }
+            Command::Status { reply } => {
+                let _ = reply.send((self.db.len(), self.db.counters().list()));
             }
             Command::WatcherLagged => self.db.count(Counter::WatchersLagged),
         }
