@@ -105,11 +105,22 @@ impl Mode {
 }
 
 /// The shared mesh key. Its bytes are never printed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Key {
     bytes: Vec<u8>,
     id: u8,
+    /// HMAC keyed once: cloning it saves hashing the padded key twice per
+    /// packet.
+    keyed: HmacSha256,
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Key {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,7 +151,10 @@ impl Key {
             .chain_update(&bytes)
             .finalize();
         let id = digest.first().copied().unwrap_or(0);
-        Ok(Key { bytes, id })
+        // HMAC takes keys of any length, so this cannot fail.
+        let keyed = <HmacSha256 as Mac>::new_from_slice(&bytes)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        Ok(Key { bytes, id, keyed })
     }
 
     /// The one-byte key id carried in the trailer (derived from the key).
@@ -149,9 +163,7 @@ impl Key {
     }
 
     fn mac(&self, source: Ipv6Addr, covered: &[u8]) -> HmacSha256 {
-        // HMAC takes keys of any length, so this cannot fail.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.bytes)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        let mut mac = self.keyed.clone();
         mac.update(&source.octets());
         mac.update(covered);
         mac
