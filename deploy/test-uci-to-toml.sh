@@ -192,6 +192,8 @@ config mesh 'mesh'
 	option next_node_mac '02:4e:4e:00:00:01'
 	option intercom_port '5523'
 	option data_port '05524'
+	option intercom_auth 'require'
+	option intercom_key '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
 
 config core 'core'
 	option enabled '1'
@@ -225,7 +227,9 @@ FULL_JSON='{
  "mesh": {"node_address": "fdff::1", "mesh_interfaces": ["mesh0", "mesh-vpn"],
   "mesh_interface_patterns": ["wg_*"], "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64", "fddd:2::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
-  "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
+  "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524,
+  "intercom_auth": "require",
+  "intercom_key": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
  "core": {"socket": "/tmp/it'"'"'s \"core\"\\.sock", "tun_device": "l3roam0",
   "export_table": 254, "route_protocol": 158},
  "clientmon": {"socket": "/tmp/clientmon.sock"},
@@ -253,7 +257,8 @@ EXAMPLES_JSON='{
   "mesh_interface_patterns": ["wg_*"],
   "client_interfaces": ["br-client"], "client_prefixes": ["fddd:1::/64"],
   "node_client_prefix": "fec0::/64", "next_node_address": "fe80::1",
-  "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524},
+  "next_node_mac": "02:4e:4e:00:00:01", "intercom_port": 5523, "data_port": 5524,
+  "intercom_auth": "off"},
  "core": {"socket": "/var/run/l3roamd/core.sock", "tun_device": "l3roam0",
   "export_table": 254, "route_protocol": 158, "handover_protocol": 159,
   "handover_ms": 5000, "host_route_metric": 32, "gone_grace_ms": 5000,
@@ -777,6 +782,17 @@ else
 		pass "l3roamd-core rejects route_protocol 42 from UCI, naming core.route_protocol"
 	else
 		fail "l3roamd-core rejects route_protocol 42 (exit $code)" "$(cat "$WORK/proto.log")"
+	fi
+	# Signing without a key: every daemon refuses, naming mesh.intercom_key.
+	sed "s/option intercom_auth 'off'/option intercom_auth 'sign'/" "$WORK/daemons.uci" >"$WORK/auth.uci"
+	generate "$init_shell" "$WORK/auth.uci" "$WORK/auth.toml" >/dev/null 2>&1
+	env -i PATH="$PATH" timeout -s TERM 3 unshare -n "$WORK/sbin/ndproxy" \
+		-c "$WORK/auth.toml" >"$WORK/auth.log" 2>&1
+	code=$?
+	if [ "$code" -eq 78 ] && grep -q 'mesh.intercom_key' "$WORK/auth.log"; then
+		pass "ndproxy refuses intercom_auth 'sign' without a key, naming mesh.intercom_key"
+	else
+		fail "ndproxy refuses intercom_auth 'sign' without a key (exit $code)" "$(cat "$WORK/auth.log")"
 	fi
 	# A typo the script passes on: the daemon names it.
 	sed "s/option tun_device 'l3roam0'/option tun_devcie 'l3roam0'/" "$WORK/daemons.uci" >"$WORK/typo.uci"

@@ -92,7 +92,7 @@ fn a_flood_of_malformed_intercom_packets_hurts_nobody() {
         .iter()
         .map(|d| lab.daemon_cpu("n1", *d).expect("cpu"))
         .collect();
-    // (client-db counts its drops too, but has no status RPC yet.)
+    // (client-db counts its drops too, in its own GetStatus.)
     let before = counter(&lab, "n1", Daemon::NdProxy, "mesh_malformed");
 
     // The flood, from the gateway's namespace, on its link to n1.

@@ -233,6 +233,24 @@ impl pb::client_db_server::ClientDb for ClientDbService {
         Ok(Response::new(pb::SetMeshInterfacesResponse {}))
     }
 
+    async fn get_status(
+        &self,
+        _request: Request<pb::ClientDbStatusRequest>,
+    ) -> Result<Response<pb::ClientDbStatus>, Status> {
+        let (records, counters) = self.handle.status().await?;
+        Ok(Response::new(pb::ClientDbStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            records: records as u64,
+            counters: counters
+                .into_iter()
+                .map(|(name, value)| pb::Counter {
+                    name: name.to_string(),
+                    value,
+                })
+                .collect(),
+        }))
+    }
+
     type WatchStream = EventStream;
 
     async fn watch(

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use l3roamd_daemon::{MeshConfig, Shutdown};
-use l3roamd_intercom::PacketType;
+use l3roamd_intercom::{AuthError, AuthMode, Authenticator, PacketType};
 use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -81,6 +81,9 @@ enum Command {
     SetMeshInterfaces {
         names: Vec<String>,
         reply: oneshot::Sender<()>,
+    },
+    Status {
+        reply: oneshot::Sender<(usize, Vec<(&'static str, u64)>)>,
     },
     WatcherLagged,
 }
@@ -143,6 +146,11 @@ impl Handle {
     pub async fn set_mesh_interfaces(&self, names: Vec<String>) -> Result<(), Stopped> {
         self.ask(|reply| Command::SetMeshInterfaces { names, reply })
             .await
+    }
+
+    /// The number of records and the counters by name.
+    pub async fn status(&self) -> Result<(usize, Vec<(&'static str, u64)>), Stopped> {
+        self.ask(|reply| Command::Status { reply }).await
     }
 
     /// Counts a watcher whose stream was ended because it fell behind.
@@ -219,6 +227,9 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The mesh key cannot be read.
+    #[error(transparent)]
+    Config(#[from] l3roamd_daemon::ConfigError),
     /// The intercom socket could not be bound.
     #[error(
         "intercom socket [::]:{port}: {source} (is another l3roamd, e.g. the C one, bound to this port without SO_REUSEADDR?)"
@@ -241,6 +252,7 @@ pub struct EventLoop {
     socket: Arc<IntercomSocket>,
     node: Ipv6Addr,
     port: u16,
+    auth: Authenticator,
     mesh_links: Vec<Link>,
     client_links: Vec<Link>,
     links_changed: Arc<tokio::sync::Notify>,
@@ -299,6 +311,7 @@ impl EventLoop {
             kept = db.len(),
             "client database open"
         );
+        let auth = mesh.authenticator()?;
         let socket =
             IntercomSocket::open(mesh.intercom_port).map_err(|source| StartError::Socket {
                 port: mesh.intercom_port,
@@ -315,6 +328,7 @@ impl EventLoop {
             socket: Arc::new(socket),
             node: mesh.node_address,
             port: mesh.intercom_port,
+            auth,
             mesh_links: Link::named(&mesh.mesh_interfaces),
             client_links: Link::named(&mesh.client_interfaces),
             links_changed: Arc::new(tokio::sync::Notify::new()),
@@ -430,6 +444,9 @@ impl EventLoop {
                 self.refresh_links();
                 let _ = reply.send(());
             }
+            Command::Status { reply } => {
+                let _ = reply.send((self.db.len(), self.db.counters().list()));
+            }
             Command::WatcherLagged => self.db.count(Counter::WatchersLagged),
         }
     }
@@ -449,7 +466,29 @@ impl EventLoop {
                     interface: self.interface_kind(received.ifindex),
                     destination: received.destination,
                 };
-                let actions = self.db.mesh_received(&bytes, arrival, Now::system());
+                let mut payload = bytes.as_slice();
+                if arrival.interface != ArrivalInterface::Client {
+                    // (From a client interface it is refused as foreign, keyed or not.)
+                    let source = received.source.map_or(Ipv6Addr::UNSPECIFIED, |s| *s.ip());
+                    match self.auth.open(&bytes, source, std::time::Instant::now()) {
+                        Ok(opened) => {
+                            if !opened.verified && self.auth.mode() == AuthMode::Sign {
+                                self.db.count(Counter::AuthUnsigned);
+                            }
+                            payload = opened.bytes;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%source, error = %e, "intercom packet refused");
+                            self.db.count(match e {
+                                AuthError::Missing => Counter::AuthMissing,
+                                AuthError::Bad => Counter::AuthBad,
+                                AuthError::Replayed => Counter::AuthReplayed,
+                            });
+                            return;
+                        }
+                    }
+                }
+                let actions = self.db.mesh_received(payload, arrival, Now::system());
                 self.execute(actions);
             }
             Input::Error => self.db.count(Counter::ReceiveErrors),
@@ -473,7 +512,9 @@ impl EventLoop {
         for action in actions {
             match action {
                 Action::Send { to, packet } => {
-                    let result = self.socket.send(&packet.encode(), to, self.port, self.node);
+                    let mut bytes = packet.encode();
+                    self.auth.seal(&mut bytes, self.node);
+                    let result = self.socket.send(&bytes, to, self.port, self.node);
                     tracing::trace!(%to, kind = %packet.kind(), ok = result.is_ok(), "sent");
                     match result {
                         Err(e) if packet.kind() == PacketType::Claim && is_unroutable(&e) => {

@@ -5,13 +5,17 @@
 //!
 //! Only datagrams that arrive on a mesh interface are accepted: a client
 //! must not be able to inject packets or FOUND notices. The mesh interfaces
-//! may change at runtime (`crate::meshifs`); the check follows at once.
+//! may change at runtime (`crate::meshifs`); the check follows at once. With
+//! `mesh.intercom_auth` on, every datagram is sealed on send (and then sent
+//! from the node address, the source the trailer's MAC covers) and opened on
+//! receipt; a mesh interface alone no longer vouches for the sender.
 
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddrV6};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use l3roamd_intercom::{DecodeError, Packet};
+use l3roamd_intercom::{AuthError, AuthMode, Authenticator, DecodeError, Packet};
 use l3roamd_net::interface_name;
 use l3roamd_net::pktinfo;
 use tokio::io::Interest;
@@ -32,7 +36,11 @@ pub enum Received {
         from: Ipv6Addr,
         /// The decoded packet.
         packet: Packet,
+        /// It carried no trailer and was accepted in sign mode.
+        unsigned: bool,
     },
+    /// A datagram the authentication refused.
+    Refused(AuthError),
     /// A datagram from an interface that is not a mesh interface.
     Foreign,
     /// A datagram that does not decode.
@@ -49,13 +57,20 @@ pub struct DataPath {
     mesh_interfaces: watch::Receiver<Vec<String>>,
     ifindex_cache: HashMap<u32, (bool, Instant)>,
     buf: Vec<u8>,
+    /// Locked only around a seal or an open, never across an await; a
+    /// mutex because sending takes `&self` (`kernel::DataLink`).
+    auth: Mutex<Authenticator>,
+    node: Ipv6Addr,
 }
 
 impl DataPath {
-    /// Binds `[::]:port` and asks for the arrival interface of each datagram.
+    /// Binds `[::]:port` and asks for the arrival interface of each datagram;
+    /// `auth` seals what is sent from `node` and opens what arrives.
     pub fn bind(
         port: u16,
         mesh_interfaces: watch::Receiver<Vec<String>>,
+        auth: Authenticator,
+        node: Ipv6Addr,
     ) -> std::io::Result<DataPath> {
         let std_socket =
             std::net::UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))?;
@@ -67,14 +82,31 @@ impl DataPath {
             mesh_interfaces,
             ifindex_cache: HashMap::new(),
             buf: vec![0; MAX_DATAGRAM],
+            auth: Mutex::new(auth),
+            node,
         })
     }
 
     /// Sends `packet` to `node` on the data port.
     pub async fn send(&self, node: Ipv6Addr, packet: &Packet) -> std::io::Result<()> {
-        let bytes = packet.encode();
-        self.socket
-            .send_to(&bytes, SocketAddrV6::new(node, self.port, 0, 0))
+        let mut bytes = packet.encode();
+        let to = SocketAddrV6::new(node, self.port, 0, 0);
+        let source = self.node;
+        let signed = {
+            let mut auth = self.auth();
+            auth.seal(&mut bytes, source);
+            auth.mode() != AuthMode::Off
+        };
+        if !signed {
+            return self.socket.send_to(&bytes, to).await.map(|_| ());
+        }
+        // Signed: from the node address, which the MAC covers (the kernel's
+        // own choice of source might be a mesh interface's address).
+        let socket = &self.socket;
+        socket
+            .async_io(Interest::WRITABLE, || {
+                pktinfo::send(socket, &bytes, to, Some(source), 0)
+            })
             .await
             .map(|_| ())
     }
@@ -86,6 +118,7 @@ impl DataPath {
         let got = socket
             .async_io(Interest::READABLE, || pktinfo::recv(socket, buf))
             .await?;
+        let now = Instant::now();
         if !got.ifindex.is_some_and(|i| self.is_mesh_interface(i)) {
             return Ok(Received::Foreign);
         }
@@ -96,11 +129,31 @@ impl DataPath {
         } else {
             self.buf.get(..got.len)
         };
-        Ok(match bytes.map(Packet::decode) {
-            Some(Ok(packet)) => Received::Packet { from, packet },
-            Some(Err(e)) => Received::Malformed(e),
-            None => Received::Truncated,
+        let Some(bytes) = bytes else {
+            return Ok(Received::Truncated);
+        };
+        let mut auth = self.auth();
+        let opened = match auth.open(bytes, from, now) {
+            Ok(opened) => opened,
+            Err(e) => return Ok(Received::Refused(e)),
+        };
+        let unsigned = !opened.verified && auth.mode() == AuthMode::Sign;
+        drop(auth);
+        Ok(match Packet::decode(opened.bytes) {
+            Ok(packet) => Received::Packet {
+                from,
+                packet,
+                unsigned,
+            },
+            Err(e) => Received::Malformed(e),
         })
+    }
+
+    fn auth(&self) -> std::sync::MutexGuard<'_, Authenticator> {
+        // A panic while sealing cannot leave the counter inconsistent.
+        self.auth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn is_mesh_interface(&mut self, ifindex: u32) -> bool {

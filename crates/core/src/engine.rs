@@ -20,7 +20,7 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use l3roamd_daemon::{DaemonError, MeshConfig, Shutdown};
-use l3roamd_intercom::{Body, Packet};
+use l3roamd_intercom::{AuthError, Body, Packet};
 use l3roamd_types::{node_client_addr, Ipv6Prefix, MacAddr};
 use netlink_packet_route::route::RouteType;
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +63,10 @@ mod path_counters {
         NodeClientDropped => "node_client_dropped": "Packets for a node-client address in handover with no claiming node known.",
         DatapathForeign => "datapath_foreign": "Data-path datagrams from an interface that is not a mesh interface.",
         DatapathMalformed => "datapath_malformed": "Data-path datagrams that did not decode.",
+        AuthMissing => "auth_missing": "FOUND/DATA dropped in require mode: no authentication trailer.",
+        AuthBad => "auth_bad": "FOUND/DATA dropped: the authentication trailer does not verify (forged, or another key).",
+        AuthReplayed => "auth_replayed": "FOUND/DATA dropped: authenticated, but a replay of one seen before.",
+        AuthUnsigned => "auth_unsigned": "Unsigned FOUND/DATA accepted in sign mode (nodes not yet signing).",
         HostRoutesInstalled => "host_routes_installed": "Host routes installed.",
         Errors => "errors": "Kernel or socket operations that failed.",
         SeeksDropped => "seeks_dropped": "Seek requests dropped because ndproxy's queue was full.",
@@ -632,7 +636,25 @@ impl<P: Platform> Engine<P> {
 
     async fn data_received(&mut self, received: Received) {
         let (from, packet) = match received {
-            Received::Packet { from, packet } => (from, packet),
+            Received::Packet {
+                from,
+                packet,
+                unsigned,
+            } => {
+                if unsigned {
+                    self.counters.count(C::AuthUnsigned);
+                }
+                (from, packet)
+            }
+            Received::Refused(e) => {
+                self.counters.count(match e {
+                    AuthError::Missing => C::AuthMissing,
+                    AuthError::Bad => C::AuthBad,
+                    AuthError::Replayed => C::AuthReplayed,
+                });
+                tracing::debug!(error = %e, "data-path packet refused");
+                return;
+            }
             Received::Foreign => {
                 self.counters.count(C::DatapathForeign);
                 return;
@@ -1413,6 +1435,9 @@ mod tests {
             next_node_routable_address: None,
             intercom_port: 5523,
             data_port: 5524,
+            intercom_auth: "off".into(),
+            intercom_key: None,
+            intercom_key_file: None,
         }
     }
 
@@ -1767,6 +1792,7 @@ mod tests {
         let data = |dst: &str| Received::Packet {
             from: a("fe80::3"),
             packet: Packet::data(a(OTHER), 1, packet_to(dst)),
+            unsigned: false,
         };
         lab.engine.data_received(data(&nca)).await;
         assert!(lab.parts.tun.sent.borrow().is_empty());

@@ -101,8 +101,18 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
         ctx.config.mesh.mesh_interfaces.clone(),
         ctx.config.mesh.client_interfaces.clone(),
     );
-    let data = datapath::DataPath::bind(ctx.config.mesh.data_port, mesh_interfaces.subscribe())
-        .map_err(|e| DaemonError::fatal("data path socket", e))?;
+    let auth = ctx
+        .config
+        .mesh
+        .authenticator()
+        .map_err(|e| DaemonError::fatal("mesh key", e))?;
+    let data = datapath::DataPath::bind(
+        ctx.config.mesh.data_port,
+        mesh_interfaces.subscribe(),
+        auth,
+        ctx.config.mesh.node_address,
+    )
+    .map_err(|e| DaemonError::fatal("data path socket", e))?;
     let icmp = icmp::IcmpSender::open().map_err(|e| DaemonError::fatal("ICMPv6 socket", e))?;
     // Bound before the engine starts, so that a socket in the way stops
     // the daemon before it has changed the kernel's routes.

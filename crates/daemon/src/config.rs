@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use l3roamd_intercom::{AuthMode, Authenticator, Key};
 use l3roamd_types::{Ipv6Prefix, MacAddr};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -218,6 +219,62 @@ pub struct MeshConfig {
     /// packets); old C nodes never see it.
     #[serde(default = "default_data_port")]
     pub data_port: u16,
+    /// Authentication of the intercom and the data path: `off` (plain, safe
+    /// with C nodes), `sign` (send signed, accept unsigned) or `require`
+    /// (drop unsigned, forged and replayed packets).
+    #[serde(default = "default_intercom_auth")]
+    pub intercom_auth: String,
+    /// The mesh key as hex (at least 64 hex digits, 32 bytes), the same on
+    /// every node; or `intercom_key_file`.
+    #[serde(default)]
+    pub intercom_key: Option<Secret>,
+    /// A file holding the mesh key as hex (white space ignored), so the key
+    /// need not sit in the configuration file.
+    #[serde(default)]
+    pub intercom_key_file: Option<PathBuf>,
+}
+
+/// A configuration value that is never printed (`Debug` shows a mark).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl Secret {
+    /// The secret text, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+fn default_intercom_auth() -> String {
+    "off".to_string()
+}
+
+/// Decodes a hex key; the error never repeats the text.
+fn parse_hex_key(key: &str, text: &str) -> Result<Key, ConfigError> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let value = |d: u8| char::from(d).to_digit(16);
+    if !digits.len().is_multiple_of(2) || digits.iter().any(|d| value(*d).is_none()) {
+        return Err(ConfigError::invalid(
+            key,
+            "must be hex digits (an even number of 0-9, a-f), e.g. from `openssl rand -hex 32`",
+        ));
+    }
+    let bytes = digits
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => value(*hi).unwrap_or(0) * 16 + value(*lo).unwrap_or(0),
+            _ => 0,
+        })
+        .map(|b| u8::try_from(b).unwrap_or(0))
+        .collect();
+    Key::new(bytes).map_err(|e| ConfigError::invalid(key, e.to_string()))
 }
 
 fn default_node_client_prefix() -> Ipv6Prefix {
@@ -334,6 +391,7 @@ impl MeshConfig {
                 return Err(ConfigError::invalid(key, "port 0 is not a port"));
             }
         }
+        self.intercom_key()?;
         if self.intercom_port == self.data_port {
             return Err(ConfigError::invalid(
                 "mesh.data_port",
@@ -345,6 +403,61 @@ impl MeshConfig {
 }
 
 pub use l3roamd_types::addr::is_link_local;
+
+impl MeshConfig {
+    /// The authentication mode and, unless it is off, the mesh key (read
+    /// from `intercom_key_file` if that is where it is).
+    pub fn intercom_key(&self) -> Result<(AuthMode, Option<Key>), ConfigError> {
+        let mode = AuthMode::parse(&self.intercom_auth).ok_or_else(|| {
+            ConfigError::invalid(
+                "mesh.intercom_auth",
+                format!("{:?} is not one of off, sign, require", self.intercom_auth),
+            )
+        })?;
+        let key = match (&self.intercom_key, &self.intercom_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "mesh.intercom_key_file",
+                    "give mesh.intercom_key or mesh.intercom_key_file, not both",
+                ))
+            }
+            (Some(text), None) => Some(parse_hex_key("mesh.intercom_key", text.expose())?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::invalid(
+                        "mesh.intercom_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                Some(parse_hex_key("mesh.intercom_key_file", &text)?)
+            }
+            (None, None) => None,
+        };
+        if mode != AuthMode::Off && key.is_none() {
+            return Err(ConfigError::invalid(
+                "mesh.intercom_key",
+                format!(
+                    "is required when mesh.intercom_auth is {:?} (or mesh.intercom_key_file)",
+                    mode.as_str()
+                ),
+            ));
+        }
+        Ok((mode, key))
+    }
+
+    /// The authenticator a daemon seals and opens its mesh packets with.
+    /// Its counter starts at the wall clock in microseconds, so that a
+    /// restarted daemon starts above what it sent before
+    /// (`l3roamd_intercom::auth`).
+    pub fn authenticator(&self) -> Result<Authenticator, ConfigError> {
+        let (mode, key) = self.intercom_key()?;
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Ok(Authenticator::new(mode, key, start))
+    }
+}
 
 impl RuntimeConfig {
     /// Checks the log level.
@@ -369,7 +482,7 @@ impl RuntimeConfig {
 // ===== loading =====
 
 /// The merged, checked configuration of one daemon.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     figment: Figment,
     /// `[runtime]`.
@@ -377,6 +490,17 @@ pub struct Config {
     /// `[mesh]`.
     pub mesh: MeshConfig,
     socket_flag: Option<PathBuf>,
+}
+
+// By hand: figment's own Debug would print every raw value, the mesh key too.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("runtime", &self.runtime)
+            .field("mesh", &self.mesh)
+            .field("socket_flag", &self.socket_flag)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -575,6 +699,65 @@ mod tests {
         assert_eq!(
             key_of(&GOOD.replace("fdff::1", "fe80::1")),
             "mesh.node_address"
+        );
+    }
+
+    #[test]
+    fn intercom_auth_checks_mode_and_key_and_never_shows_the_key() {
+        let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.mesh.intercom_key().unwrap(), (AuthMode::Off, None));
+        let with = |extra: &str| GOOD.replace("[mesh]", &format!("[mesh]\n{extra}"));
+        let c = Config::from_toml(&with(&format!(
+            "intercom_auth = \"require\"\nintercom_key = \"{key}\""
+        )))
+        .unwrap();
+        let (mode, k) = c.mesh.intercom_key().unwrap();
+        assert_eq!(mode, AuthMode::Require);
+        let expected: Vec<u8> = (0..32).map(|i| ((i % 16) * 0x11) as u8).collect();
+        assert_eq!(k.unwrap(), Key::new(expected).unwrap());
+        assert!(!format!("{c:?}").contains("aabbcc"), "the key is printed");
+        assert_eq!(c.mesh.authenticator().unwrap().mode(), AuthMode::Require);
+        assert_eq!(
+            key_of(&with("intercom_auth = \"on\"")),
+            "mesh.intercom_auth"
+        );
+        assert_eq!(
+            key_of(&with("intercom_auth = \"sign\"")),
+            "mesh.intercom_key"
+        );
+        assert_eq!(
+            key_of(&with("intercom_key = \"0011\"")),
+            "mesh.intercom_key"
+        );
+        assert_eq!(
+            key_of(&with(&format!("intercom_key = \"{key}x\""))),
+            "mesh.intercom_key"
+        );
+        let err =
+            Config::from_toml(&with(&format!("intercom_key = \"{}zz\"", &key[..62]))).unwrap_err();
+        assert!(!err.to_string().contains("aabb"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        let c = Config::from_toml(&with(&format!(
+            "intercom_auth = \"sign\"\nintercom_key_file = \"{}\"",
+            file.display()
+        )))
+        .unwrap();
+        assert_eq!(c.mesh.intercom_key().unwrap().0, AuthMode::Sign);
+        assert_eq!(
+            key_of(&with(
+                "intercom_auth = \"sign\"\nintercom_key_file = \"/nonexistent/k\""
+            )),
+            "mesh.intercom_key_file"
+        );
+        assert_eq!(
+            key_of(&with(&format!(
+                "intercom_key = \"{key}\"\nintercom_key_file = \"{}\"",
+                file.display()
+            ))),
+            "mesh.intercom_key_file"
         );
     }
 

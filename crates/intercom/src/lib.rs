@@ -124,11 +124,13 @@
 // patterns and `get` (tests may index, clippy.toml).
 #![deny(clippy::indexing_slicing)]
 
+pub mod auth;
 mod packet;
 mod seen;
 
 use std::net::Ipv6Addr;
 
+pub use auth::{AuthError, Authenticator, Key, Mode as AuthMode, Opened};
 pub use packet::{
     segments, Body, DecodeError, Header, Info, OtherType, Packet, PacketType, Plat, Segment,
     Segments,

@@ -18,7 +18,8 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use l3roamd_daemon::{MeshConfig, Shutdown};
+use l3roamd_daemon::{ConfigError, MeshConfig, Shutdown};
+use l3roamd_intercom::{AuthError, AuthMode, Authenticator};
 use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -235,6 +236,7 @@ pub struct EventLoop {
     /// Ports whose DAD socket could not be opened, warned about once.
     probe_open_failed: std::collections::BTreeSet<u32>,
     nonces: Nonces,
+    auth: Authenticator,
     generation: u64,
     links_changed: Arc<Notify>,
     found_tx: broadcast::Sender<Found>,
@@ -249,6 +251,9 @@ pub enum StartError {
     /// The raw ICMPv6 socket could not be opened (`CAP_NET_RAW` missing?).
     #[error("raw ICMPv6 socket for neighbour solicitation (needs CAP_NET_RAW): {0}")]
     Icmp(std::io::Error),
+    /// The mesh key cannot be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl EventLoop {
@@ -303,6 +308,7 @@ impl EventLoop {
             probe_sockets: BTreeMap::new(),
             probe_open_failed: std::collections::BTreeSet::new(),
             nonces: Nonces::new(),
+            auth: mesh.authenticator()?,
             generation: 0,
             links_changed: Arc::new(Notify::new()),
             found_tx,
@@ -435,7 +441,29 @@ impl EventLoop {
                 }
                 let arrival =
                     (received.ifindex == Some(open.socket.ifindex())).then_some(MeshIf(link));
-                self.seeks.mesh_received(arrival, &bytes, now)
+                if arrival.is_none() {
+                    // Counted as foreign by the state machine, before any key is tried.
+                    self.seeks.mesh_received(arrival, &bytes, now)
+                } else {
+                    let source = received.source.map_or(Ipv6Addr::UNSPECIFIED, |s| *s.ip());
+                    match self.auth.open(&bytes, source, now) {
+                        Ok(opened) => {
+                            if !opened.verified && self.auth.mode() == AuthMode::Sign {
+                                self.seeks.count(Counter::AuthUnsigned);
+                            }
+                            self.seeks.mesh_received(arrival, opened.bytes, now)
+                        }
+                        Err(e) => {
+                            tracing::debug!(%source, error = %e, "SEEK refused");
+                            self.seeks.count(match e {
+                                AuthError::Missing => Counter::AuthMissing,
+                                AuthError::Bad => Counter::AuthBad,
+                                AuthError::Replayed => Counter::AuthReplayed,
+                            });
+                            return;
+                        }
+                    }
+                }
             }
             Input::Icmp { received, bytes } => {
                 if received.truncated {
@@ -468,7 +496,12 @@ impl EventLoop {
     fn execute(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::SendSeek { iface, packet } => self.send_seek(iface, &packet.encode()),
+                Action::SendSeek { iface, packet } => {
+                    // Sealed per copy: every copy has its own counter.
+                    let mut bytes = packet.encode();
+                    self.auth.seal(&mut bytes, self.node);
+                    self.send_seek(iface, &bytes);
+                }
                 Action::Solicit { iface, target } => self.solicit(iface, &target),
                 Action::Found(found) => {
                     // No watcher is not an error: the snapshot has it.

@@ -62,6 +62,9 @@ mesh:next_node_mac:str
 mesh:next_node_routable_address:str
 mesh:intercom_port:int
 mesh:data_port:int
+mesh:intercom_auth:str
+mesh:intercom_key:str
+mesh:intercom_key_file:str
 core:socket:str
 core:tun_device:str
 core:export_table:table
