@@ -535,7 +535,7 @@ service() {
 	# shellcheck disable=SC2016,SC2086
 	IPKG_INSTROOT=$FILES L3R_UCI_SHOW=$WORK/show L3R_TOML=$WORK/svc.toml \
 		L3R_BABELD_DIR=$WORK/babeld.d L3R_BABELD_RELOAD=0 L3R_NO_SYSLOG=1 \
-		$1 -c '
+		L3R_SYNC_AT_START=0 $1 -c '
 		procd_open_instance() { echo "open $*"; }
 		procd_set_param() { echo "param $*"; }
 		procd_close_instance() { echo "close"; }
@@ -681,6 +681,21 @@ rm -f "$WORK/ctl.log"
 PATH="$WORK/fakebin:$PATH" L3R_BIN_DIR="$WORK/fakesbin" lib "$init_shell" "$WORK/show" \
 	"$WORK/sync.toml" l3roamd_sync_mesh_interfaces >/dev/null 2>&1
 check "sync_meshifs does nothing without mesh.mesh_proto" test ! -e "$WORK/ctl.log"
+# After core's start: once it answers (the stand-in at once), one sync.
+uci_show "$WORK/meshproto.uci" >"$WORK/show"
+rm -f "$WORK/ctl.log"
+PATH="$WORK/fakebin:$PATH" L3R_BIN_DIR="$WORK/fakesbin" lib "$init_shell" "$WORK/show" \
+	"$WORK/sync.toml" l3roamd_sync_when_up 2 >"$WORK/sync.out" 2>&1
+check "after core's start, the mesh links already up are synced once" \
+	test "$(cat "$WORK/ctl.log" 2>/dev/null)" = "ctl -s $socket get-meshifs
+$expected"
+# A core that never answers: bounded, a warning, no changes.
+printf '#!/bin/sh\necho "$*" >>"%s"\nexit 1\n' "$WORK/ctl.log" >"$WORK/fakesbin/l3roamd"
+rm -f "$WORK/ctl.log"
+PATH="$WORK/fakebin:$PATH" L3R_BIN_DIR="$WORK/fakesbin" lib "$init_shell" "$WORK/show" \
+	"$WORK/sync.toml" l3roamd_sync_when_up 2 >"$WORK/sync.out" 2>&1
+check "a core that does not answer is asked a bounded number of times" \
+	test "$(wc -l <"$WORK/ctl.log")" -eq 2
 
 out=$(service "$init_shell" ndproxy "$WORK/full.uci" start_service 2>&1)
 case "$out" in

@@ -787,6 +787,31 @@ l3roamd_sync_mesh_interfaces() {
 	return "$_l3r_failed"
 }
 
+# l3roamd_sync_when_up [TRIES]: waits (1 s apart, at most TRIES [30]
+# times) for a starting l3roamd-core to answer, then runs
+# l3roamd_sync_mesh_interfaces once: the links that came up before core
+# (at boot, or while core was restarted) raise no interface event of their
+# own. Does nothing without mesh.mesh_proto.
+l3roamd_sync_when_up() {
+	l3roamd_load >/dev/null 2>&1 || return 1
+	[ -n "$(l3roamd_get mesh mesh_proto)" ] || return 0
+	_l3r_socket=$(l3roamd_get core socket)
+	if [ -z "$_l3r_socket" ]; then
+		_l3r_socket=$(l3roamd_get runtime socket_dir)
+		_l3r_socket=${_l3r_socket:-/var/run/l3roamd}/core.sock
+	fi
+	_l3r_try=${1:-30}
+	while ! _l3r_ctl get-meshifs >/dev/null 2>&1; do
+		_l3r_try=$((_l3r_try - 1))
+		if [ "$_l3r_try" -le 0 ]; then
+			_l3r_log warning "mesh interfaces: l3roamd-core did not answer after its start"
+			return 1
+		fi
+		sleep 1
+	done
+	l3roamd_sync_mesh_interfaces
+}
+
 # l3roamd_mesh_trigger SCRIPT: when mesh.mesh_proto is set, a procd trigger
 # on every netifd interface event that runs `SCRIPT sync_meshifs`.
 l3roamd_mesh_trigger() {
