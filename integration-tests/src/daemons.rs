@@ -113,6 +113,44 @@ pub enum Launch {
     MulticallSubcommand,
 }
 
+/// A node whose daemons are another CPU's build run under a user-mode
+/// emulator: `RUNNER MULTICALL <daemon> -c CONF`.
+///
+/// This is how the lab proves a router build end to end on an x86 machine:
+/// the emulator translates every system call, so netlink, TUN, packet
+/// sockets and UDP pktinfo of the foreign binary meet the real kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emulated {
+    /// The emulator, e.g. `qemu-aarch64-static`.
+    pub runner: PathBuf,
+    /// The multicall `l3roamd` built for the emulated CPU.
+    pub multicall: PathBuf,
+    /// The daemons that run emulated; the node's others run natively.
+    pub daemons: Vec<Daemon>,
+}
+
+impl Emulated {
+    /// The program and leading arguments that start `daemon` under the emulator.
+    pub fn program(&self, daemon: Daemon) -> Result<(PathBuf, Vec<String>)> {
+        for path in [&self.runner, &self.multicall] {
+            if !cmd::is_executable(path) {
+                return Err(Error::Usage(format!(
+                    "emulated node: {} is not an executable file (scripts/cross.sh \
+                     builds the router binaries; the emulator is Debian's qemu-user-static)",
+                    path.display()
+                )));
+            }
+        }
+        Ok((
+            self.runner.clone(),
+            vec![
+                self.multicall.display().to_string(),
+                daemon.binary().to_string(),
+            ],
+        ))
+    }
+}
+
 /// The directory holding our binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinDir {

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use crate::audit::{Audit, Expect, Neighbour, NodeTable};
 use crate::babel::{self, BabelConfig, BabelDump, BabelMonitor, BabelRole};
 use crate::cmd;
-use crate::daemons::{BinDir, Daemon, DaemonConfig, Launch};
+use crate::daemons::{BinDir, Daemon, DaemonConfig, Emulated, Launch};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::netns::{self as netns_mod, ClientAddress};
@@ -457,6 +457,8 @@ pub struct Lab {
     /// The configuration each node's daemons were last started with.
     configs: Vec<(String, DaemonConfig)>,
     bin_dir: Option<BinDir>,
+    /// Nodes whose daemons run under an emulator (see [`Lab::emulate_node`]).
+    emulated: Vec<(String, Emulated)>,
     torn_down: bool,
 }
 
@@ -495,6 +497,7 @@ impl Lab {
             daemons: Vec::new(),
             configs: Vec::new(),
             bin_dir: None,
+            emulated: Vec::new(),
             torn_down: false,
         };
         // On error, dropping `lab` removes whatever was created so far.
@@ -633,6 +636,16 @@ impl Lab {
     /// Uses the binaries in `bins` instead of locating them.
     pub fn set_bin_dir(&mut self, bins: BinDir) {
         self.bin_dir = Some(bins);
+    }
+
+    /// Runs `emulated.daemons` of `node` as another CPU's multicall binary
+    /// under a user-mode emulator from their next start on, whatever
+    /// [`Launch`] they are started with; all else stays native.
+    pub fn emulate_node(&mut self, node: &str, emulated: Emulated) -> Result<()> {
+        self.node(node)?;
+        self.emulated.retain(|(name, _)| name != node);
+        self.emulated.push((node.to_string(), emulated));
+        Ok(())
     }
 
     // ===== topology =====
@@ -1484,9 +1497,21 @@ impl Lab {
             bins.make_multicall_links(&links)?;
         }
         // Resolve all programs first, so a missing binary starts nothing.
+        let emulated = self
+            .emulated
+            .iter()
+            .find(|(name, _)| name == node)
+            .map(|(_, e)| e.clone());
+        let emulated = |daemon: Daemon| emulated.as_ref().filter(|e| e.daemons.contains(&daemon));
         let programs = daemons
             .iter()
-            .map(|d| bins.program(*d, launch, &links).map(|p| (*d, p)))
+            .map(|d| {
+                match emulated(*d) {
+                    Some(e) => e.program(*d),
+                    None => bins.program(*d, launch, &links),
+                }
+                .map(|p| (*d, p))
+            })
             .collect::<Result<Vec<_>>>()?;
         if let Some(running) = daemons.iter().find(|daemon| {
             self.daemons

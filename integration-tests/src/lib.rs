@@ -40,7 +40,7 @@ use std::net::Ipv6Addr;
 pub use audit::{Audit, Expect, PathEnd};
 pub use daemons::{
     grpc_call, grpcurl, grpcurl_with, health_status, list_services, BinDir, Daemon, DaemonConfig,
-    Launch,
+    Emulated, Launch,
 };
 pub use error::{Error, Result};
 pub use lab::{

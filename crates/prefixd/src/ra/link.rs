@@ -159,7 +159,9 @@ impl ClientLink {
         check(unsafe {
             libc::ioctl(
                 self.socket.raw_fd(),
-                libc::SIOCGIFHWADDR,
+                // The request is c_ulong in glibc's prototype and c_int in
+                // musl's (the router builds); 0x8927 fits either.
+                libc::SIOCGIFHWADDR as _,
                 &mut request as *mut libc::ifreq,
             )
         })?;

@@ -1,0 +1,173 @@
+//! The router build end to end: in a chain gw - n1 - n2, node n2 runs the
+//! aarch64 musl multicall binary under qemu-user while n1 stays native.
+//! The gateway pings a client behind n2 that nobody knows yet: n1 seeks,
+//! n2 finds the client, the emulated clientmon sees it (packet socket, BPF,
+//! rtnetlink), the emulated core installs the host route (netlink) and the
+//! held packets arrive. Then that client pings one behind n1: the first
+//! packet falls into the emulated core's TUN catch-all, n2 seeks, n1
+//! answers, and the emulated core releases what it held. The emulated
+//! prefixd sends the node's router advertisements (packet socket).
+//!
+//! client-db and ndproxy of n2 run natively: their intercom sockets set
+//! `IPV6_MULTICAST_ALL`, which qemu-user (7.2 and 10.0 alike) does not
+//! translate (setsockopt fails with ENOPROTOOPT under `qemu-aarch64
+//! -strace`), so under the emulator they cannot open port 5523 at all.
+//!
+//! The emulator must be qemu 10 (Debian 13's `qemu-user`): Debian 12's
+//! qemu-user-static 7.2 fails route-netlink dumps. Ignored for now (see the
+//! attribute): run it with `-- --ignored`.
+//!
+//! `scripts/cross.sh` builds the binary (release, the size that goes on
+//! flash) before the suite's lab tests run; `L3ROAMD_AARCH64_BIN` names
+//! another one, `L3ROAMD_AARCH64_RUNNER` another emulator. Without either,
+//! the test fails under `CI=true` and skips elsewhere.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use l3roamd_lab::{
+    cmd, grpc_call, require_root_and_tools, Daemon, Emulated, Lab, LabOptions, Launch, GATEWAY,
+};
+
+const BIN_ENV: &str = "L3ROAMD_AARCH64_BIN";
+const RUNNER_ENV: &str = "L3ROAMD_AARCH64_RUNNER";
+const RUNNER: &str = "qemu-aarch64-static";
+/// The daemons of n2 that run under the emulator (see above for the others).
+const EMULATED: [Daemon; 3] = [Daemon::Core, Daemon::ClientMon, Daemon::PrefixD];
+
+/// The aarch64 binary and its emulator, or what is missing.
+fn aarch64_build() -> Result<Emulated, String> {
+    let multicall = std::env::var_os(BIN_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/aarch64-unknown-linux-musl/release/l3roamd")
+        });
+    let runner = match std::env::var_os(RUNNER_ENV).filter(|v| !v.is_empty()) {
+        Some(r) => PathBuf::from(r),
+        None => cmd::find_tool(RUNNER)
+            .ok_or_else(|| format!("`{RUNNER}` (Debian's qemu-user-static)"))?,
+    };
+    if !cmd::is_executable(&multicall) {
+        return Err(format!(
+            "the aarch64 binary {} (scripts/cross.sh builds it)",
+            multicall.display()
+        ));
+    }
+    Ok(Emulated {
+        runner,
+        multicall,
+        daemons: EMULATED.to_vec(),
+    })
+}
+
+/// The aarch64 build, or `None` after a SKIP line; panics under `CI=true`.
+fn require_aarch64_build() -> Option<Emulated> {
+    match aarch64_build() {
+        Ok(e) => Some(e),
+        Err(what) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("router build test prerequisite missing on CI: {what}")
+        }
+        Err(what) => {
+            eprintln!("SKIP: router build test needs {what}");
+            None
+        }
+    }
+}
+
+/// One of core's counters on `node`.
+fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
+    let socket = lab.node(node).expect("node").socket(Daemon::Core);
+    let status = grpc_call(&socket, "l3roamd.v1.Core/GetStatus", "{}").expect("core status");
+    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    json["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| {
+            c["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .or(c["value"].as_u64())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "open: under qemu-user the emulated core never seeks for packets in its TUN \
+            catch-all (c1 -> c2 gets nothing), and the first ping right after the start \
+            failed once; docs/design-notes.md, Router builds"]
+fn aarch64_node_under_qemu_serves_and_seeks() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let Some(emulated) = require_aarch64_build() else {
+        return;
+    };
+    let runner = emulated.runner.clone();
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    let far = lab.add_client("c1", "n2").expect("c1").address;
+    let near = lab.add_client("c2", "n1").expect("c2").address;
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.emulate_node("n2", emulated).expect("emulate n2");
+    if let Err(e) = lab.start_all_daemons(Launch::MulticallSubcommand) {
+        panic!("{e}\n{}", lab.report());
+    }
+    // Really emulated: those daemons of n2 are the emulator running the
+    // aarch64 binary, no native fallback.
+    for daemon in EMULATED {
+        let pid = lab.daemon_process("n2", daemon).expect("started").pid();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
+        assert_eq!(
+            exe.canonicalize().expect("exe"),
+            runner.canonicalize().expect("runner"),
+            "n2/{daemon} runs under the emulator"
+        );
+    }
+
+    // Gateway to the client behind the emulated node: n1 seeks, n2 finds.
+    assert!(lab.host_routes("n1", far).expect("routes").is_empty());
+    let ping = lab
+        .ping(GATEWAY, far, 10, Duration::from_millis(20))
+        .expect("ping");
+    if !ping.all_received() {
+        panic!("gw -> c1 behind the emulated n2: {ping}\n{}", lab.report());
+    }
+    eprintln!(
+        "gw -> c1 behind emulated n2: first reply after {:?}",
+        ping.rtts[0].unwrap_or_default()
+    );
+    if let Err(e) = lab.wait_served_by(&[far], "n2", Duration::from_secs(30)) {
+        panic!("{e}\n{}", lab.report());
+    }
+    assert!(
+        core_counter(&lab, "n2", "found_sent") >= 1,
+        "the emulated n2 told the seeker"
+    );
+
+    // The emulated node's own catch-all: c1 reaches the undiscovered c2
+    // through n2's TUN device and n2's seek.
+    assert!(lab.host_routes("n2", near).expect("routes").is_empty());
+    let ping = lab
+        .ping("c1", near, 10, Duration::from_millis(20))
+        .expect("ping");
+    if !ping.all_received() {
+        panic!("c1 -> c2 through the emulated n2: {ping}\n{}", lab.report());
+    }
+    eprintln!(
+        "c1 -> c2 through emulated n2: first reply after {:?}",
+        ping.rtts[0].unwrap_or_default()
+    );
+    if let Err(e) = lab.wait_served_by(&[near], "n1", Duration::from_secs(30)) {
+        panic!("{e}\n{}", lab.report());
+    }
+    assert!(
+        core_counter(&lab, "n2", "found_received") >= 1,
+        "the emulated n2 heard FOUND"
+    );
+    assert_eq!(core_counter(&lab, "n2", "held_now"), 0);
+}
