@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 
 AARCH64=aarch64-unknown-linux-musl
 ARMV7=armv7-unknown-linux-musleabihf
-NIGHTLY=${L3ROAMD_NIGHTLY:-nightly}
+# Pinned: the nightly whose build-std these builds were proven with (the
+# mirror CI reaches has it; its newest is fetched only if named).
+NIGHTLY=${L3ROAMD_NIGHTLY:-nightly-2026-05-19}
 RUNNER=qemu-aarch64-static
 
 step() {
@@ -88,7 +90,7 @@ step "tests for $AARCH64 under $RUNNER"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$RUNNER
 cargo test --locked --target "$AARCH64" \
     -p l3roamd-types -p l3roamd-intercom -p l3roamd-net -p l3roamd-rpc \
-    -p l3roamd-daemon -p l3roamd-core -p client-db -p ndproxy -p prefixd -p l3roamd \
+    -p l3roamd-daemon -p l3roamd-compat -p l3roamd-core -p client-db -p ndproxy -p prefixd -p l3roamd \
     -- --test-threads=2 \
     --skip socket_opens_beside_another_on_the_same_port \
     --skip update_claim_forget_watch_and_restart
