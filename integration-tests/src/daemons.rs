@@ -440,6 +440,27 @@ pub fn grpc_call(socket: &Path, method: &str, request: &str) -> Result<String> {
     grpcurl_with(socket, &["-d", request], &[method])
 }
 
+/// The counters in the `GetStatus` answer of `daemon` at `socket`, by name
+/// (proto3 JSON writes uint64 as a string; both shapes are read).
+pub fn status_counters(socket: &Path, daemon: Daemon) -> Result<Vec<(String, u64)>> {
+    let method = format!("{}/GetStatus", daemon.service());
+    let text = grpc_call(socket, &method, "{}")?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::parse(format!("{method} answer"), e.to_string()))?;
+    Ok(json["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let v = &c["value"];
+            let value = v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))?;
+            Some((c["name"].as_str()?.to_string(), value))
+        })
+        .collect())
+}
+
 /// Like [`grpcurl`] with extra grpcurl `flags` (e.g. `["-d", "{}"]`), which go before the socket.
 pub fn grpcurl_with(socket: &Path, flags: &[&str], args: &[&str]) -> Result<String> {
     if !socket.is_absolute() {

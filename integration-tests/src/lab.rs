@@ -1588,6 +1588,21 @@ impl Lab {
             .map(|d| &mut d.process)
     }
 
+    /// Every counter of `daemon`'s status on `node`, by name.
+    pub fn counters(&self, node: &str, daemon: Daemon) -> Result<Vec<(String, u64)>> {
+        crate::daemons::status_counters(&self.node(node)?.socket(daemon), daemon)
+    }
+
+    /// Counter `name` of `daemon`'s status on `node`; 0 when it has none of
+    /// that name (a counter is listed once it exists).
+    pub fn counter(&self, node: &str, daemon: Daemon, name: &str) -> Result<u64> {
+        Ok(self
+            .counters(node, daemon)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v))
+    }
+
     /// CPU time (user and system) `daemon` on `node` has used so far, from
     /// `/proc/<pid>/stat`.
     pub fn daemon_cpu(&mut self, node: &str, daemon: Daemon) -> Result<Duration> {

@@ -17,43 +17,21 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use l3roamd_lab::ra::{NdSender, ALL_NODES};
-use l3roamd_lab::{
-    grpc_call, require_root_and_tools, wait, Daemon, Expect, Lab, LabOptions, Launch, GATEWAY,
-};
+use l3roamd_lab::{require_root_and_tools, wait, Daemon, Expect, Lab, LabOptions, Launch, GATEWAY};
 
 const DISCOVER: Duration = Duration::from_secs(30);
 
 /// Counter `name` of `daemon`'s GetStatus on `node`.
-fn counter(lab: &Lab, node: &str, daemon: Daemon, method: &str, name: &str) -> u64 {
-    let socket = lab.node(node).expect("node").socket(daemon);
-    let status = grpc_call(&socket, method, "{}").expect("status");
-    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())
-        })
-        .unwrap_or(0)
+fn counter(lab: &Lab, node: &str, daemon: Daemon, name: &str) -> u64 {
+    lab.counter(node, daemon, name).expect("status")
 }
 
 fn ndproxy_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    counter(
-        lab,
-        node,
-        Daemon::NdProxy,
-        "l3roamd.v1.NdProxy/GetStatus",
-        name,
-    )
+    counter(lab, node, Daemon::NdProxy, name)
 }
 
 fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    counter(lab, node, Daemon::Core, "l3roamd.v1.Core/GetStatus", name)
+    counter(lab, node, Daemon::Core, name)
 }
 
 /// The chain with `a` on n1 served and reachable from the gateway, and `b`

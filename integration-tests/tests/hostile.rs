@@ -9,7 +9,7 @@ use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use l3roamd_lab::daemons::{grpc_call, health_status};
+use l3roamd_lab::daemons::health_status;
 use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{require_root_and_tools, Daemon, Lab, LabOptions, Launch, GATEWAY};
 
@@ -64,15 +64,7 @@ fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
 }
 
 fn counter(lab: &Lab, node: &str, daemon: Daemon, name: &str) -> u64 {
-    let socket = lab.node(node).expect("node").socket(daemon);
-    let method = format!("{}/GetStatus", daemon.service());
-    let text = grpc_call(&socket, &method, "{}").expect("status");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-        .and_then(|c| c["value"].as_str().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    lab.counter(node, daemon, name).expect("status")
 }
 
 #[test]

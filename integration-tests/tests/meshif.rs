@@ -207,21 +207,7 @@ fn ctl(lab: &Lab, node: &str, args: &[&str]) -> String {
 
 /// One of core's counters on `node`.
 fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    let socket = lab.node(node).unwrap().socket(Daemon::Core);
-    let status = grpc_call(&socket, "l3roamd.v1.Core/GetStatus", "{}").unwrap();
-    let json: serde_json::Value = serde_json::from_str(&status).unwrap();
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())
-        })
-        .unwrap_or(0)
+    lab.counter(node, Daemon::Core, name).unwrap()
 }
 
 /// ndproxy's mesh interfaces on `node`.

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use l3roamd_lab::daemons::{grpc_call, health_status};
+use l3roamd_lab::daemons::health_status;
 use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{
     require_root_and_tools, Daemon, Lab, LabOptions, Launch, LivePing, GATEWAY, NEXT_NODE_ADDRESS,
@@ -29,29 +29,11 @@ const RSS_GROWTH_MAX_KIB: u64 = 32 * 1024;
 
 /// All counters of `daemon` on `node`, by name.
 fn counters(lab: &Lab, node: &str, daemon: Daemon) -> Vec<(String, u64)> {
-    let socket = lab.node(node).expect("node").socket(daemon);
-    let method = format!("{}/GetStatus", daemon.service());
-    let text = grpc_call(&socket, &method, "{}").expect("status");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let value = c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())?;
-            Some((c["name"].as_str()?.to_string(), value))
-        })
-        .collect()
+    lab.counters(node, daemon).expect("status")
 }
 
 fn counter(lab: &Lab, node: &str, daemon: Daemon, name: &str) -> u64 {
-    counters(lab, node, daemon)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map_or(0, |(_, v)| v)
+    lab.counter(node, daemon, name).expect("status")
 }
 
 /// VmRSS of every daemon on `node`, in KiB.

@@ -16,21 +16,7 @@ use l3roamd_lab::{
 
 /// One of core's counters on `node`.
 fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    let socket = lab.node(node).expect("node").socket(Daemon::Core);
-    let status = grpc_call(&socket, "l3roamd.v1.Core/GetStatus", "{}").expect("core status");
-    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())
-        })
-        .unwrap_or(0)
+    lab.counter(node, Daemon::Core, name).expect("core status")
 }
 
 #[test]
