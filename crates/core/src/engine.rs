@@ -38,6 +38,7 @@ use crate::kernel::{
 use crate::ndproxy::{FoundNeighbour, NeighbourEvent};
 use crate::prefixd::{Arrival, PrefixEvent};
 use crate::roaming::{self, Phase, Roaming};
+use crate::tun;
 use crate::CoreConfig;
 
 /// How often the timers of both state machines run.
@@ -318,6 +319,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol: self.config.route_protocol,
             oif: Some(self.tun_index),
+            gateway: Some(tun::NEXT_HOP),
             metric: None,
             kind: RouteType::Unicast,
         }
@@ -801,6 +803,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol: self.config.seek_protocol,
             oif: Some(self.tun_index),
+            gateway: None,
             metric: Some(SEEK_ROUTE_METRIC),
             kind: RouteType::Unicast,
         }
@@ -1314,6 +1317,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol,
             oif,
+            gateway: None,
             metric: Some(self.config.host_route_metric),
             kind: RouteType::Unicast,
         }
@@ -1551,6 +1555,7 @@ mod tests {
             table: 254,
             protocol: 158,
             oif: Some(br),
+            gateway: None,
             metric: Some(32),
             kind: RouteType::Unicast,
         });
@@ -1580,6 +1585,7 @@ mod tests {
         assert_eq!(catch_all.len(), 1);
         assert_eq!(catch_all[0].destination, a("fddd:1::"));
         assert_eq!(catch_all[0].oif, Some(lab.index("l3roam0")));
+        assert_eq!(catch_all[0].gateway, Some(tun::NEXT_HOP));
         assert_eq!(catch_all[0].protocol, 158);
     }
 
@@ -1599,6 +1605,7 @@ mod tests {
                 table: 254,
                 protocol: 159,
                 oif: Some(tun),
+                gateway: None,
                 metric: Some(32),
                 kind: RouteType::Unicast,
             });
@@ -1611,6 +1618,7 @@ mod tests {
                     table: 254,
                     protocol: 158,
                     oif: Some(lo),
+                    gateway: None,
                     metric: Some(32),
                     kind: RouteType::Unicast,
                 });
@@ -1869,6 +1877,7 @@ mod tests {
             table: 254,
             protocol: 42,
             oif: None,
+            gateway: None,
             metric: Some(u32::MAX),
             kind,
         }
@@ -1994,6 +2003,7 @@ mod tests {
             table: 254,
             protocol: 42,
             oif: Some(lab.index("mesh0")),
+            gateway: None,
             metric: Some(1120),
             kind: RouteType::Unicast,
         };
