@@ -41,8 +41,17 @@ use crate::roaming::{self, Phase, Roaming};
 use crate::tun;
 use crate::CoreConfig;
 
-/// How often the timers of both state machines run.
+/// The shortest spacing of the ticks that run both state machines' timers
+/// (they run only when one has a deadline).
 pub const TICK: Duration = Duration::from_millis(100);
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Events of one kind (presence from clientmon, records from client-db)
 /// taken from their queue at once when they come in a burst, so that
@@ -327,9 +336,11 @@ impl<P: Platform> Engine<P> {
 
     /// Runs until shutdown, then removes what it installed.
     pub async fn run(mut self, shutdown: Shutdown) -> Result<(), DaemonError> {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Once at the start, so that the roaming refresh has its baseline.
+        let mut last_tick = Instant::now();
+        self.tick(last_tick).await;
         loop {
+            let wake = self.next_tick(last_tick);
             tokio::select! {
                 packet = self.tun.recv() => {
                     let packet = packet.map_err(|e| DaemonError::fatal("TUN read", e))?;
@@ -391,7 +402,10 @@ impl<P: Platform> Engine<P> {
                         self.answer(query);
                     }
                 }
-                _ = tick.tick() => self.tick(Instant::now()).await,
+                () = sleep_until(wake) => {
+                    last_tick = Instant::now();
+                    self.tick(last_tick).await;
+                }
                 () = shutdown.requested() => break,
             }
         }
@@ -432,6 +446,18 @@ impl<P: Platform> Engine<P> {
         }
         let actions = self.held.packet(packet, now);
         self.execute(actions).await;
+    }
+
+    /// When the loop must tick next: at the earliest deadline of the held
+    /// packets and the roaming, but not sooner than [`TICK`] after the last
+    /// tick, so expiries close together are handled together. `None`: no
+    /// deadline at all, and an idle node sleeps until something happens.
+    fn next_tick(&self, last_tick: Instant) -> Option<Instant> {
+        let due = match (self.held.next_deadline(), self.roaming.next_deadline()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(due.max(last_tick + TICK))
     }
 
     async fn tick(&mut self, now: Instant) {
