@@ -258,3 +258,92 @@ fn core_stopped_while_holding_packets_leaves_nothing_behind() {
         );
     }
 }
+
+/// One of ndproxy's counters on `node`.
+fn ndproxy_counter(lab: &Lab, node: &str, name: &str) -> u64 {
+    let socket = lab.node(node).expect("node").socket(Daemon::NdProxy);
+    let status = grpc_call(&socket, "l3roamd.v1.NdProxy/GetStatus", "{}").expect("ndproxy status");
+    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    json["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| {
+            c["value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .or(c["value"].as_u64())
+        })
+        .unwrap_or(0)
+}
+
+/// Entries of every state (NOARP multicast ones included, which plain
+/// `ip -6 neigh show` hides) in `node`'s IPv6 neighbour table.
+fn neighbour_entries(lab: &Lab, node: &str) -> usize {
+    lab.node(node)
+        .expect("node")
+        .ip(&["-6", "neigh", "show", "nud", "all"])
+        .expect("neighbour table")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+#[test]
+fn seeks_take_no_neighbour_entries() {
+    if !require_root_and_tools() {
+        return;
+    }
+    let mut lab = Lab::new(LabOptions::chain(2)).expect("build chain");
+    lab.add_client("c1", "n2").expect("c1");
+    lab.start_babel().expect("babeld");
+    lab.wait_routes_converged(Duration::from_secs(30))
+        .expect("babel converges");
+    lab.start_all_daemons(Launch::Separate).expect("daemons");
+    let before: Vec<usize> = ["n1", "n2"]
+        .iter()
+        .map(|n| neighbour_entries(&lab, n))
+        .collect();
+    // 30 distinct unknown addresses: within ndproxy's seek burst (40), so
+    // n1 seeks each and n2 (with a client link) solicits each.
+    const SOUGHT: u64 = 30;
+    scan_from_gateway(&lab, SOUGHT as u32);
+    wait::until_every(
+        "n2 solicited every address",
+        Duration::from_secs(10),
+        Duration::from_millis(250),
+        || {
+            let sent = ndproxy_counter(&lab, "n2", "ns_sent");
+            Ok(if sent >= SOUGHT {
+                wait::Check::Ready(())
+            } else {
+                wait::Check::Pending(format!("{sent} solicitations sent on n2"))
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+    assert_eq!(
+        ndproxy_counter(&lab, "n2", "ns_send_errors"),
+        0,
+        "n2: solicitations refused"
+    );
+    let mut grown = Vec::new();
+    for (node, before) in ["n1", "n2"].iter().zip(before) {
+        let after = neighbour_entries(&lab, node);
+        // Babel, the clients and the gateway may add a few entries; one per
+        // sought address (a NOARP entry per solicited-node group, or per
+        // destination routed into the TUN device) is the defect this
+        // guards against.
+        if after >= before + 10 {
+            grown.push(format!(
+                "{node}: neighbour table grew from {before} to {after} entries for {SOUGHT} seeks:\n{}",
+                lab.node(node)
+                    .expect("node")
+                    .ip(&["-6", "neigh", "show", "nud", "all"])
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    assert!(grown.is_empty(), "{}", grown.join("\n"));
+}

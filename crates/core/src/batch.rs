@@ -122,6 +122,7 @@ mod tests {
             table: 254,
             protocol: 158,
             oif: Some(2),
+            gateway: None,
             metric: Some(32),
             kind: RouteType::Unicast,
         }

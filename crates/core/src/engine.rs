@@ -38,10 +38,20 @@ use crate::kernel::{
 use crate::ndproxy::{FoundNeighbour, NeighbourEvent};
 use crate::prefixd::{Arrival, PrefixEvent};
 use crate::roaming::{self, Phase, Roaming};
+use crate::tun;
 use crate::CoreConfig;
 
-/// How often the timers of both state machines run.
+/// The shortest spacing of the ticks that run both state machines' timers
+/// (they run only when one has a deadline).
 pub const TICK: Duration = Duration::from_millis(100);
+
+/// Sleeps until `deadline`, or for ever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Events of one kind (presence from clientmon, records from client-db)
 /// taken from their queue at once when they come in a burst, so that
@@ -322,6 +332,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol: self.config.route_protocol,
             oif: Some(self.tun_index),
+            gateway: Some(tun::NEXT_HOP),
             metric: None,
             kind: RouteType::Unicast,
         }
@@ -329,9 +340,11 @@ impl<P: Platform> Engine<P> {
 
     /// Runs until shutdown, then removes what it installed.
     pub async fn run(mut self, shutdown: Shutdown) -> Result<(), DaemonError> {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Once at the start, so that the roaming refresh has its baseline.
+        let mut last_tick = Instant::now();
+        self.tick(last_tick).await;
         loop {
+            let wake = self.next_tick(last_tick);
             tokio::select! {
                 packet = self.tun.recv() => {
                     let packet = packet.map_err(|e| DaemonError::fatal("TUN read", e))?;
@@ -393,7 +406,10 @@ impl<P: Platform> Engine<P> {
                         self.answer(query);
                     }
                 }
-                _ = tick.tick() => self.tick(Instant::now()).await,
+                () = sleep_until(wake) => {
+                    last_tick = Instant::now();
+                    self.tick(last_tick).await;
+                }
                 () = shutdown.requested() => break,
             }
         }
@@ -434,6 +450,18 @@ impl<P: Platform> Engine<P> {
         }
         let actions = self.held.packet(packet, now);
         self.execute(actions).await;
+    }
+
+    /// When the loop must tick next: at the earliest deadline of the held
+    /// packets and the roaming, but not sooner than [`TICK`] after the last
+    /// tick, so expiries close together are handled together. `None`: no
+    /// deadline at all, and an idle node sleeps until something happens.
+    fn next_tick(&self, last_tick: Instant) -> Option<Instant> {
+        let due = match (self.held.next_deadline(), self.roaming.next_deadline()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(due.max(last_tick + TICK))
     }
 
     async fn tick(&mut self, now: Instant) {
@@ -823,6 +851,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol: self.config.seek_protocol,
             oif: Some(self.tun_index),
+            gateway: None,
             metric: Some(SEEK_ROUTE_METRIC),
             kind: RouteType::Unicast,
         }
@@ -1336,6 +1365,7 @@ impl<P: Platform> Engine<P> {
             table: self.config.export_table,
             protocol,
             oif,
+            gateway: None,
             metric: Some(self.config.host_route_metric),
             kind: RouteType::Unicast,
         }
@@ -1576,6 +1606,7 @@ mod tests {
             table: 254,
             protocol: 158,
             oif: Some(br),
+            gateway: None,
             metric: Some(32),
             kind: RouteType::Unicast,
         });
@@ -1605,6 +1636,7 @@ mod tests {
         assert_eq!(catch_all.len(), 1);
         assert_eq!(catch_all[0].destination, a("fddd:1::"));
         assert_eq!(catch_all[0].oif, Some(lab.index("l3roam0")));
+        assert_eq!(catch_all[0].gateway, Some(tun::NEXT_HOP));
         assert_eq!(catch_all[0].protocol, 158);
     }
 
@@ -1624,6 +1656,7 @@ mod tests {
                 table: 254,
                 protocol: 159,
                 oif: Some(tun),
+                gateway: None,
                 metric: Some(32),
                 kind: RouteType::Unicast,
             });
@@ -1636,6 +1669,7 @@ mod tests {
                     table: 254,
                     protocol: 158,
                     oif: Some(lo),
+                    gateway: None,
                     metric: Some(32),
                     kind: RouteType::Unicast,
                 });
@@ -1895,6 +1929,7 @@ mod tests {
             table: 254,
             protocol: 42,
             oif: None,
+            gateway: None,
             metric: Some(u32::MAX),
             kind,
         }
@@ -2020,6 +2055,7 @@ mod tests {
             table: 254,
             protocol: 42,
             oif: Some(lab.index("mesh0")),
+            gateway: None,
             metric: Some(1120),
             kind: RouteType::Unicast,
         };

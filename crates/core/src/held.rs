@@ -309,6 +309,17 @@ impl HeldPackets {
         actions
     }
 
+    /// When [`HeldPackets::tick`] has something to do next (a hold time
+    /// ending, a re-seek, a found node to forget); `None`: nothing is held
+    /// or remembered, so an idle node need not wake up for it.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let waiting = self.waiting.values().map(|w| {
+            (w.since + self.limits.hold_time).min(w.last_seek + self.limits.reseek_interval)
+        });
+        let found = self.found.values().map(|f| f.until);
+        waiting.chain(found).min()
+    }
+
     /// Removes a destination and returns its packets in order.
     fn take(&mut self, dst: &Ipv6Addr) -> Vec<Vec<u8>> {
         let Some(waiting) = self.waiting.remove(dst) else {
@@ -427,6 +438,26 @@ mod tests {
             q.packet(packet(GW, C1, 1), t0),
             vec![Action::Seek(addr(C1))]
         );
+    }
+
+    #[test]
+    fn deadlines_only_while_something_is_held_or_remembered() {
+        let limits = Limits::default();
+        let (reseek, hold, found_time) =
+            (limits.reseek_interval, limits.hold_time, limits.found_time);
+        let mut q = queue(limits);
+        assert_eq!(q.next_deadline(), None, "an idle queue needs no tick");
+        let t0 = Instant::now();
+        q.packet(packet(GW, C1, 1), t0);
+        assert_eq!(q.next_deadline(), Some(t0 + reseek.min(hold)));
+        q.tick(t0 + reseek);
+        assert_eq!(q.next_deadline(), Some((t0 + reseek * 2).min(t0 + hold)));
+        q.tick(t0 + hold);
+        assert_eq!(q.next_deadline(), None, "expired: nothing left");
+        q.found(addr(C1), addr("fdff::4"), t0 + hold);
+        assert_eq!(q.next_deadline(), Some(t0 + hold + found_time));
+        q.tick(t0 + hold + found_time);
+        assert_eq!(q.next_deadline(), None);
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Route {
     pub protocol: u8,
     /// Output interface index, if any.
     pub oif: Option<u32>,
+    /// Next hop, on-link on `oif` when core installs it: the catch-alls
+    /// name one, so that every destination routed into the TUN device
+    /// shares its one neighbour entry instead of taking its own.
+    pub gateway: Option<Ipv6Addr>,
     /// Route metric (priority); `None`: the kernel's default.
     pub metric: Option<u32>,
     /// Unicast, unreachable, local, ...

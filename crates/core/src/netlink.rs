@@ -43,6 +43,7 @@ pub fn route_from(msg: &RouteMessage) -> Option<Route> {
     let mut table = u32::from(msg.header.table);
     let mut destination = Ipv6Addr::UNSPECIFIED;
     let mut oif = None;
+    let mut gateway = None;
     let mut metric = None;
     for attr in &msg.attributes {
         match attr {
@@ -50,6 +51,7 @@ pub fn route_from(msg: &RouteMessage) -> Option<Route> {
             RouteAttribute::Priority(p) => metric = Some(*p),
             RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = *a,
             RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Gateway(RouteAddress::Inet6(a)) => gateway = Some(*a),
             _ => {}
         }
     }
@@ -59,6 +61,7 @@ pub fn route_from(msg: &RouteMessage) -> Option<Route> {
         table,
         protocol: msg.header.protocol.into(),
         oif,
+        gateway,
         metric,
         kind: msg.header.kind,
     })
@@ -74,6 +77,10 @@ fn route_message(route: &Route) -> RouteMessage {
         .kind(route.kind);
     if let Some(oif) = route.oif {
         builder = builder.output_interface(oif);
+    }
+    if let Some(gateway) = route.gateway {
+        // On-link: the TUN device has no prefix the gateway could be in.
+        builder = builder.gateway(gateway).onlink();
     }
     if let Some(metric) = route.metric {
         builder = builder.priority(metric);
@@ -344,7 +351,7 @@ impl Kernel for Netlink {
 mod tests {
     use super::*;
     use l3roamd_types::damage::xorshift;
-    use netlink_packet_route::route::RouteType;
+    use netlink_packet_route::route::{RouteFlags, RouteType};
 
     fn wire(inner: RouteNetlinkMessage) -> Vec<u8> {
         let mut message = NetlinkMessage::from(inner);
@@ -361,6 +368,7 @@ mod tests {
             table: 254,
             protocol: 158,
             oif: Some(5),
+            gateway: None,
             metric: Some(1024),
             kind: RouteType::Unicast,
         }
@@ -374,6 +382,25 @@ mod tests {
             panic!("{:?}", msg.payload);
         };
         assert_eq!(route_from(&m), Some(host_route()));
+    }
+
+    #[test]
+    fn a_catch_all_is_asked_for_with_an_on_link_gateway_and_reads_back() {
+        let catch_all = Route {
+            destination: "fddd:1::".parse().unwrap(),
+            prefix_len: 64,
+            gateway: Some("fe80::1".parse().unwrap()),
+            ..host_route()
+        };
+        let message = route_message(&catch_all);
+        assert!(message.header.flags.contains(RouteFlags::Onlink));
+        assert!(route_message(&host_route()).header.flags.is_empty());
+        let bytes = wire(RouteNetlinkMessage::NewRoute(message));
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) = msg.payload else {
+            panic!("{:?}", msg.payload);
+        };
+        assert_eq!(route_from(&m), Some(catch_all));
     }
 
     #[test]

@@ -638,6 +638,31 @@ impl Roaming {
         ]
     }
 
+    /// When [`Roaming::tick`] has something to do next: a grace period or
+    /// a handover ending, a contested address settling, the periodic
+    /// refresh of the clients served here. `None` when there is nothing of
+    /// that, so an idle node without clients need not wake up for it.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let leaving = self.clients.values().filter_map(|c| match c.phase {
+            Phase::Leaving { since } => Some(since + self.grace),
+            _ => None,
+        });
+        let contested = self
+            .clients
+            .values()
+            .flat_map(|c| c.contested.values().flatten().map(|t| *t + CONTEST_SETTLE));
+        let handovers = self.handovers.values().map(|h| h.until);
+        let refresh = match self.last_refresh {
+            Some(t) if !self.clients.is_empty() => Some(t + REFRESH),
+            _ => None,
+        };
+        leaving
+            .chain(contested)
+            .chain(handovers)
+            .chain(refresh)
+            .min()
+    }
+
     /// Timers: clients whose grace period is over lose their routes and
     /// node-client address; client-db keeps their record.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
@@ -894,6 +919,22 @@ mod tests {
         assert_eq!(r.claim_done(mac()), vec![Action::HoldNodeClientAddr(mac())]);
         assert_eq!(r.claim_done(mac()), vec![], "held once");
         assert_eq!(r.clients()[&mac()].phase, Phase::Serving);
+    }
+
+    #[test]
+    fn deadlines_follow_handovers_and_the_refresh_of_served_clients() {
+        let mut r = roaming();
+        assert_eq!(r.next_deadline(), None, "no clients: no tick needed");
+        let t0 = Instant::now();
+        assert!(r.tick(t0).is_empty());
+        assert_eq!(r.next_deadline(), None, "still none after the first tick");
+        r.appeared(mac(), "br-client".into(), &[a("fddd:1::100")]);
+        r.claim_done(mac());
+        assert_eq!(r.next_deadline(), Some(t0 + REFRESH), "served: refreshed");
+        r.released(mac(), a(OTHER), t0);
+        assert_eq!(r.next_deadline(), Some(t0 + HANDOVER), "handovers end");
+        r.tick(t0 + HANDOVER);
+        assert_eq!(r.next_deadline(), None, "all over: idle again");
     }
 
     #[test]

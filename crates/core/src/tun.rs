@@ -6,6 +6,13 @@ use tun::AsyncDevice;
 /// Largest packet read from the device.
 pub const MTU: u16 = 1500;
 
+/// The next hop the catch-all routes name on the TUN device. Without one
+/// the kernel takes a neighbour entry per destination (a NOARP one, but
+/// counted against `gc_thresh3` like any), so a scan of a client prefix
+/// filled the table; with one, all share the entry of this address. It is
+/// never resolved (TUN has no link layer) and nothing else is on the link.
+pub const NEXT_HOP: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
 /// The open TUN device.
 pub struct Tun {
     device: AsyncDevice,

@@ -12,6 +12,8 @@
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
+use l3roamd_net::bpf::{stmt, BPF_K, BPF_RET};
+use l3roamd_net::packet::PacketSocket;
 use l3roamd_net::PktinfoSocket;
 use l3roamd_types::MacAddr;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -24,6 +26,42 @@ const ICMP6_FILTER: libc::c_int = 1;
 
 /// All nodes on the link (RFC 4291 section 2.7.1).
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// Passes nothing: the solicitation sockets only send.
+pub const SEND_ONLY: [libc::sock_filter; 1] = [stmt(BPF_RET | BPF_K, 0)];
+
+/// The packet socket a client link's solicitations go out of as whole
+/// frames, so that the kernel takes no neighbour entry for the
+/// solicited-node group (one per sought address otherwise, filling the
+/// table that babeld needs too). Bound to IPv6 so the frames carry that
+/// protocol through bridges; its filter keeps the receive queue empty.
+pub fn open_solicit_socket(ifindex: u32) -> io::Result<PacketSocket> {
+    PacketSocket::open(
+        ifindex,
+        libc::ETH_P_IPV6 as u16,
+        &SEND_ONLY,
+        tokio::io::Interest::WRITABLE,
+    )
+}
+
+/// Sends the frame of a solicitation for `target` from `source` and `mac`.
+pub fn solicit_frame(
+    socket: &PacketSocket,
+    target: &Ipv6Addr,
+    source: &Ipv6Addr,
+    mac: &MacAddr,
+) -> io::Result<()> {
+    let frame = nd::solicitation_frame(target, source, mac);
+    let sent = socket.send(&frame)?;
+    if sent == frame.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "sent {sent} of {} bytes",
+            frame.len()
+        )))
+    }
+}
 
 /// The kernel's `struct icmp6_filter`: one bit per ICMPv6 type, set = blocked.
 fn pass_only(kind: u8) -> [u32; 8] {
@@ -64,7 +102,9 @@ impl IcmpSocket {
 
     /// Sends a neighbour solicitation for `target` to its solicited-node
     /// address on interface `ifindex`, from `source` (`None`: the kernel
-    /// chooses) with `mac` in the source link-layer address option.
+    /// chooses) with `mac` in the source link-layer address option. Only
+    /// where no frame can be built (no MAC, no link-local, no packet
+    /// socket): this way costs a neighbour entry per group.
     pub fn solicit(
         &self,
         target: &Ipv6Addr,

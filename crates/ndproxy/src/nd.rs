@@ -7,6 +7,12 @@
 //! written as zero: for raw ICMPv6 sockets the kernel computes it on send and
 //! verifies it on receipt (RFC 3542 section 3.1). Decoding returns a typed
 //! error for any input and never panics.
+//!
+//! The solicitation also exists as a whole Ethernet frame
+//! ([`solicitation_frame`]) for a packet socket: sent through the IPv6
+//! stack, every solicited-node group would take a NOARP entry in the
+//! kernel's neighbour table (see docs/design-notes.md, "Solicitations
+//! without neighbour entries"), so here the checksum is ours to compute.
 
 use std::net::Ipv6Addr;
 
@@ -21,6 +27,13 @@ pub const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
 /// Hop limit of every ND message; a received one with another value did not
 /// come from the link itself and is dropped (RFC 4861 section 7.1).
 pub const ND_HOP_LIMIT: u8 = 255;
+
+/// EtherType of IPv6.
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// IPv6 next header of ICMPv6.
+const NEXT_HEADER_ICMPV6: u8 = 58;
+/// Ethernet header + IPv6 header.
+const HEADERS_LEN: usize = 14 + 40;
 
 /// Option type: source link-layer address.
 const OPT_SOURCE_LLADDR: u8 = 1;
@@ -107,6 +120,68 @@ pub fn encode_solicitation(target: &Ipv6Addr, source_mac: Option<&MacAddr>) -> V
         out.extend_from_slice(&mac.octets());
     }
     out
+}
+
+/// The Ethernet group a packet to IPv6 multicast `group` goes to:
+/// `33:33` and its last 32 bits (RFC 2464 section 7).
+pub fn multicast_mac(group: &Ipv6Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
+/// The whole Ethernet frame of a neighbour solicitation for `target` from
+/// `source` (our link-local on the link) and `source_mac` (in the Ethernet
+/// header and the source link-layer address option), to the target's
+/// solicited-node group, hop limit 255, with its ICMPv6 checksum. A packet
+/// socket sends it as it is: no route lookup, no neighbour entry.
+pub fn solicitation_frame(target: &Ipv6Addr, source: &Ipv6Addr, source_mac: &MacAddr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let mut message = encode_solicitation(target, Some(source_mac));
+    let sum = checksum(source, &group, &message);
+    if let Some(field) = message.get_mut(2..4) {
+        field.copy_from_slice(&sum.to_be_bytes());
+    }
+    let mut f = Vec::with_capacity(HEADERS_LEN + message.len());
+    f.extend_from_slice(&multicast_mac(&group).octets());
+    f.extend_from_slice(&source_mac.octets());
+    f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, no traffic class or flow
+                                           // The message is 32 bytes; the conversion cannot fail.
+    let payload_len = u16::try_from(message.len()).unwrap_or(u16::MAX);
+    f.extend_from_slice(&payload_len.to_be_bytes());
+    f.extend_from_slice(&[NEXT_HEADER_ICMPV6, ND_HOP_LIMIT]);
+    f.extend_from_slice(&source.octets());
+    f.extend_from_slice(&group.octets());
+    f.extend_from_slice(&message);
+    f
+}
+
+/// The ICMPv6 checksum (RFC 4443 section 2.3) of `icmp`, its checksum
+/// field zero, over the pseudo-header of `src` and `dst`.
+fn checksum(src: &Ipv6Addr, dst: &Ipv6Addr, icmp: &[u8]) -> u16 {
+    fn add(sum: u64, bytes: &[u8]) -> u64 {
+        let mut sum = sum;
+        let mut pairs = bytes.chunks_exact(2);
+        for pair in &mut pairs {
+            if let &[hi, lo] = pair {
+                sum += u64::from(u16::from_be_bytes([hi, lo]));
+            }
+        }
+        if let &[last] = pairs.remainder() {
+            sum += u64::from(u16::from_be_bytes([last, 0]));
+        }
+        sum
+    }
+    let len = u32::try_from(icmp.len()).unwrap_or(u32::MAX);
+    let mut sum = add(0, &src.octets());
+    sum = add(sum, &dst.octets());
+    sum = add(sum, &len.to_be_bytes());
+    sum = add(sum, &[0, 0, 0, NEXT_HEADER_ICMPV6]);
+    sum = add(sum, icmp);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 /// The neighbour advertisement that defends `target` against a client's
@@ -228,6 +303,77 @@ mod tests {
         assert_eq!(encode_solicitation(&CLIENT, None), expected);
         expected.extend_from_slice(&[1, 1, 0x02, 0x4e, 0x4e, 0, 0, 0x02]);
         assert_eq!(ns, expected);
+    }
+
+    /// Sums a frame's pseudo-header and ICMPv6 message as 32-bit big-endian
+    /// words (another grouping than `checksum`'s): a right checksum folds
+    /// the total to 0xffff.
+    fn frame_checksum_holds(frame: &[u8]) -> bool {
+        let ip = &frame[14..54];
+        let icmp = &frame[54..];
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&ip[8..40]);
+        pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 58]);
+        pseudo.extend_from_slice(icmp);
+        while pseudo.len() % 4 != 0 {
+            pseudo.push(0);
+        }
+        let mut sum: u64 = pseudo
+            .chunks(4)
+            .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn solicitation_frame_bytes() {
+        let mac = MacAddr([0x02, 0x4e, 0x4e, 0, 0, 0x02]);
+        let source: Ipv6Addr = "fe80::4e:4eff:fe00:2".parse().unwrap();
+        let frame = solicitation_frame(&CLIENT, &source, &mac);
+        assert_eq!(frame.len(), 14 + 40 + 32);
+        assert_eq!(&frame[0..6], &[0x33, 0x33, 0xff, 0x00, 0x01, 0x00]);
+        assert_eq!(&frame[6..12], &mac.octets());
+        assert_eq!(&frame[12..14], &[0x86, 0xdd]);
+        assert_eq!(&frame[14..22], &[0x60, 0, 0, 0, 0, 32, 58, 255]);
+        assert_eq!(&frame[22..38], &source.octets());
+        assert_eq!(
+            &frame[38..54],
+            &"ff02::1:ff00:100".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        // Checksum as Python's independent computation gives it.
+        assert_eq!(&frame[56..58], &[0xdd, 0x9e]);
+        let mut message = frame[54..].to_vec();
+        message[2..4].copy_from_slice(&[0, 0]);
+        assert_eq!(message, encode_solicitation(&CLIENT, Some(&mac)));
+        assert!(frame_checksum_holds(&frame));
+    }
+
+    #[test]
+    fn solicitation_frame_checksums_hold_for_many_targets() {
+        let mut next = xorshift(0x5eed_0dd0_0000_0002);
+        let mac = MacAddr([0x02, 0, 0, 0, 0, 0x09]);
+        for _ in 0..1000 {
+            let target = Ipv6Addr::from(u128::from(next()) << 64 | u128::from(next()));
+            let source = Ipv6Addr::from(0xfe80u128 << 112 | u128::from(next()));
+            let frame = solicitation_frame(&target, &source, &mac);
+            assert!(frame_checksum_holds(&frame), "{target} from {source}");
+            assert_eq!(
+                &frame[2..6],
+                &[
+                    0xff,
+                    target.octets()[13],
+                    target.octets()[14],
+                    target.octets()[15]
+                ]
+            );
+            let mut broken = frame.clone();
+            broken[70] ^= 1;
+            assert!(!frame_checksum_holds(&broken));
+        }
     }
 
     #[test]

@@ -25,12 +25,13 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::dad::{self, Defence, Verdict};
-use crate::icmp::IcmpSocket;
+use crate::icmp::{self, IcmpSocket};
 use crate::links;
 use crate::mesh::MeshSocket;
 use crate::pktinfo::Received;
 use crate::seek::{Action, ClientIf, Counter, Found, MeshIf, SeekOutcome, Seeks};
 use crate::NdproxyConfig;
+use l3roamd_net::packet::PacketSocket;
 
 /// How often expired state is forgotten.
 const TICK: Duration = Duration::from_secs(1);
@@ -188,6 +189,8 @@ struct ClientLink {
     mac: Option<MacAddr>,
     /// The link-local address solicitations are sent from.
     source: Option<Ipv6Addr>,
+    /// The packet socket solicitations go out of as frames, on `ifindex`.
+    frames: Option<(u32, PacketSocket)>,
     last_error: Option<String>,
 }
 
@@ -297,6 +300,7 @@ impl EventLoop {
                     ifindex: None,
                     mac: None,
                     source: None,
+                    frames: None,
                     last_error: None,
                 })
                 .collect(),
@@ -531,8 +535,15 @@ impl EventLoop {
         let Some(link) = self.client_links.get_mut(iface.0) else {
             return;
         };
-        let result = match (&self.icmp, link.ifindex) {
-            (Some(icmp), Some(ifindex)) => icmp
+        let frames = link
+            .frames
+            .as_ref()
+            .filter(|(index, _)| Some(*index) == link.ifindex);
+        let result = match (frames, link.source, link.mac, &self.icmp, link.ifindex) {
+            (Some((_, socket)), Some(source), Some(mac), _, _) => {
+                icmp::solicit_frame(socket, target, &source, &mac).map_err(|e| e.to_string())
+            }
+            (_, _, _, Some(icmp), Some(ifindex)) => icmp
                 .solicit(target, ifindex, link.source, link.mac.as_ref())
                 .map_err(|e| e.to_string()),
             _ => Err("no such interface".to_string()),
@@ -687,6 +698,7 @@ impl EventLoop {
             link.ifindex = ifindex;
             link.mac = mac;
             link.source = source;
+            refresh_frames(link);
         }
         let own: Vec<MacAddr> = self
             .mesh_links
@@ -743,6 +755,31 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Opens the solicitation packet socket of `link` when it has none on its
+/// interface; without one (or without a MAC) solicitations take the ICMPv6
+/// socket, which works but costs neighbour entries.
+fn refresh_frames(link: &mut ClientLink) {
+    let (Some(ifindex), Some(_)) = (link.ifindex, link.mac) else {
+        link.frames = None;
+        return;
+    };
+    if link
+        .frames
+        .as_ref()
+        .is_some_and(|(index, _)| *index == ifindex)
+    {
+        return;
+    }
+    link.frames = match icmp::open_solicit_socket(ifindex) {
+        Ok(socket) => Some((ifindex, socket)),
+        Err(e) => {
+            tracing::warn!(link = %link.name, error = %e,
+                "cannot open a packet socket for solicitations; they take the ICMPv6 socket and a neighbour entry each");
+            None
+        }
+    };
 }
 
 // ===== receive tasks =====
