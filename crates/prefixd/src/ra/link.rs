@@ -159,7 +159,8 @@ impl ClientLink {
         check(unsafe {
             libc::ioctl(
                 self.socket.raw_fd(),
-                libc::SIOCGIFHWADDR,
+                // Ioctl: c_ulong with glibc, c_int with musl (the router build).
+                libc::SIOCGIFHWADDR as libc::Ioctl,
                 &mut request as *mut libc::ifreq,
             )
         })?;
