@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 mod counters;
+mod heap;
 pub mod limits;
 pub mod logging;
 pub mod nonces;
@@ -131,6 +132,7 @@ where
     };
     let result = runtime.block_on(async {
         let shutdown = Shutdown::on_signals().map_err(|e| DaemonError::fatal("signals", e))?;
+        heap::spawn_trim();
         tracing::info!(version = env!("CARGO_PKG_VERSION"), socket = %socket.display(), "starting");
         daemon(Context {
             name: info.name,

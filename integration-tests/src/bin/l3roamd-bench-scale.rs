@@ -39,18 +39,22 @@ use l3roamd_lab::wait::{self, Check};
 use l3roamd_lab::{grpc_call, Daemon, Error, Lab, LabOptions, Launch, Result, CLIENT_BRIDGE};
 
 const USAGE: &str = "\
-Usage: l3roamd-bench-scale [--clients N,N,...] [--launch multicall|separate] [--json-only]
+Usage: l3roamd-bench-scale [--clients N,N,...] [--launch multicall|separate] [--memory-only] [--hold S] [--json-only]
 
   --clients N,...  client counts to reach, in steps (default 1000,10000; at most 60000)
   --launch L       multicall: the five daemons as links to the multicall binary
                    (default, as on a router); separate: the five binaries
+  --memory-only    arrival and memory only: no restarts, no ip -batch reference
+  --hold S         with --memory-only: keep the daemons running S seconds after
+                   the last reading, to look at them (/proc/PID/smaps, gdb)
   --json-only      print only the JSON lines on stdout, no table";
 
 const NODE: &str = "n1";
 /// Bound on every wait.
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// Between a step's end and its memory reading: timers and queues settle.
-const SETTLE: Duration = Duration::from_secs(3);
+/// Between a step's end and its memory reading: timers and queues settle,
+/// and the daemons trim their heaps (every 5 s, `l3roamd_daemon` heap.rs).
+const SETTLE: Duration = Duration::from_secs(6);
 /// How often the route table (tens of thousands of lines) is read.
 const POLL: Duration = Duration::from_millis(50);
 /// The addresses of client `i` are `fddd:1::a1:i` to `fddd:1::a3:i`.
@@ -59,6 +63,8 @@ const ADDRESSES: [u16; 3] = [0xa1, 0xa2, 0xa3];
 struct Args {
     clients: Vec<usize>,
     launch: Launch,
+    memory_only: bool,
+    hold: Duration,
     json_only: bool,
 }
 
@@ -66,6 +72,8 @@ fn parse_args() -> std::result::Result<Args, String> {
     let mut args = Args {
         clients: vec![1000, 10_000],
         launch: Launch::MulticallSymlink,
+        memory_only: false,
+        hold: Duration::ZERO,
         json_only: false,
     };
     let mut it = std::env::args().skip(1);
@@ -89,6 +97,12 @@ fn parse_args() -> std::result::Result<Args, String> {
                     Some("separate") => Launch::Separate,
                     other => return Err(format!("--launch: {other:?}")),
                 }
+            }
+            "--memory-only" => args.memory_only = true,
+            "--hold" => {
+                let v = it.next().ok_or("--hold needs a value")?;
+                let s: u64 = v.parse().map_err(|_| format!("--hold: {v}"))?;
+                args.hold = Duration::from_secs(s);
             }
             "--json-only" => args.json_only = true,
             "-h" | "--help" => return Err(String::new()),
@@ -180,6 +194,14 @@ fn run(args: &Args, results: &mut Vec<Value>) -> Result<()> {
         );
         std::thread::sleep(SETTLE);
         record(results, memory(&mut lab, step)?);
+    }
+    if args.memory_only {
+        if !args.hold.is_zero() {
+            progress(&format!("holding for {} s", args.hold.as_secs()));
+            std::thread::sleep(args.hold);
+        }
+        lab.shutdown()?;
+        return Ok(());
     }
 
     for batch in [128usize, 1] {
@@ -451,8 +473,11 @@ fn cpu_since(lab: &mut Lab, before: &[(&'static str, Duration)]) -> Result<Value
     Ok(Value::Object(out))
 }
 
-/// `(rss_kb, pss_kb)` of `pid`.
-fn rss_pss(pid: i32) -> Result<(u64, u64)> {
+/// What `pid` costs: the kB fields of `/proc/PID/smaps_rollup` the
+/// figures need (`Pss_Anon` is its own heap and stacks, `Pss_File` its share
+/// of the binary's pages), and its number of threads (each has a stack and,
+/// with glibc, may have a malloc arena of its own).
+fn process_memory(pid: i32) -> Result<Value> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text =
         std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {path}"), e))?;
@@ -463,24 +488,31 @@ fn rss_pss(pid: i32) -> Result<(u64, u64)> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    Ok((field("Rss:"), field("Pss:")))
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    Ok(json!({
+        "rss_kb": field("Rss:"),
+        "pss_kb": field("Pss:"),
+        "pss_anon_kb": field("Pss_Anon:"),
+        "pss_file_kb": field("Pss_File:"),
+        "threads": threads,
+    }))
 }
 
 fn memory(lab: &mut Lab, clients: usize) -> Result<Value> {
     let mut daemons = serde_json::Map::new();
-    let (mut rss, mut pss) = (0, 0);
+    let (mut rss, mut pss, mut anon) = (0, 0, 0);
     for daemon in Daemon::ALL {
         let pid = lab
             .daemon_process(NODE, daemon)
             .map(|p| p.pid())
             .ok_or_else(|| Error::Usage(format!("{daemon} does not run")))?;
-        let (r, p) = rss_pss(pid)?;
-        rss += r;
-        pss += p;
-        daemons.insert(
-            daemon.binary().to_string(),
-            json!({"rss_kb": r, "pss_kb": p}),
-        );
+        let m = process_memory(pid)?;
+        rss += m["rss_kb"].as_u64().unwrap_or(0);
+        pss += m["pss_kb"].as_u64().unwrap_or(0);
+        anon += m["pss_anon_kb"].as_u64().unwrap_or(0);
+        daemons.insert(daemon.binary().to_string(), m);
     }
     Ok(json!({
         "kind": "memory",
@@ -488,6 +520,7 @@ fn memory(lab: &mut Lab, clients: usize) -> Result<Value> {
         "daemons": daemons,
         "all_rss_kb": rss,
         "all_pss_kb": pss,
+        "all_pss_anon_kb": anon,
     }))
 }
 
@@ -524,21 +557,29 @@ fn ip_batch(lab: &Lab, n: usize) -> Result<Value> {
 
 fn print_table(summary: &Value) {
     let results = summary["results"].as_array().cloned().unwrap_or_default();
-    println!("# memory (kB)          clients      RSS      PSS   (per daemon PSS)");
+    println!(
+        "# memory (kB)          clients      RSS      PSS  PSS anon  (per daemon PSS/anon/threads)"
+    );
     for r in results.iter().filter(|r| r["kind"] == "memory") {
         let per: Vec<String> = r["daemons"]
             .as_object()
             .map(|m| {
                 m.iter()
-                    .map(|(name, v)| format!("{name} {}", v["pss_kb"]))
+                    .map(|(name, v)| {
+                        format!(
+                            "{name} {}/{}/{}",
+                            v["pss_kb"], v["pss_anon_kb"], v["threads"]
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
         println!(
-            "#   all five        {:>9} {:>8} {:>8}   ({})",
+            "#   all five        {:>9} {:>8} {:>8} {:>9}  ({})",
             r["clients"],
             r["all_rss_kb"],
             r["all_pss_kb"],
+            r["all_pss_anon_kb"],
             per.join(", ")
         );
     }

@@ -159,9 +159,8 @@ impl ClientLink {
         check(unsafe {
             libc::ioctl(
                 self.socket.raw_fd(),
-                // The request is c_ulong in glibc's prototype and c_int in
-                // musl's (the router builds); 0x8927 fits either.
-                libc::SIOCGIFHWADDR as _,
+                // Ioctl: c_ulong with glibc, c_int with musl (the router build).
+                libc::SIOCGIFHWADDR as libc::Ioctl,
                 &mut request as *mut libc::ifreq,
             )
         })?;
