@@ -743,35 +743,10 @@ fn multi_in_netns(
 /// Waits up to `wait` for one ICMPv6 packet; returns the destination it is
 /// about (the echo's source, or the quoted request's destination) and what it means.
 fn receive_any(sock: &OwnedFd, id: u16, wait: Duration) -> Result<Option<(Ipv6Addr, Reply)>> {
-    if !readable(sock, wait, "poll on ICMPv6 socket")? {
-        return Ok(None);
-    }
     let mut buf = [0u8; 1500];
-    let mut from = sockaddr(Ipv6Addr::UNSPECIFIED, 0);
-    let mut from_len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    // SAFETY: buffer and address storage are valid for the lengths given.
-    let n = unsafe {
-        libc::recvfrom(
-            sock.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut from as *mut libc::sockaddr_in6).cast(),
-            &mut from_len,
-        )
+    let Some((packet, from)) = receive_icmp(sock, wait, &mut buf)? else {
+        return Ok(None);
     };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-        ) {
-            return Ok(None);
-        }
-        return Err(Error::io("receiving on ICMPv6 socket", e));
-    }
-    let packet = buf.get(..n as usize).unwrap_or(&[]);
-    let from = Ipv6Addr::from(from.sin6_addr.s6_addr);
     let about = match packet.first().copied() {
         Some(DEST_UNREACHABLE | TIME_EXCEEDED) => {
             let quoted: [u8; 16] = match packet.get(HEADER_LEN + 24..HEADER_LEN + 40) {
@@ -939,10 +914,23 @@ pub(crate) fn readable(sock: &OwnedFd, wait: Duration, what: &str) -> Result<boo
 
 /// Waits up to `wait` for one ICMPv6 packet; returns what it means for us.
 fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Result<Option<Reply>> {
+    let mut buf = [0u8; 1500];
+    let Some((packet, from)) = receive_icmp(sock, wait, &mut buf)? else {
+        return Ok(None);
+    };
+    Ok(parse_reply(packet, from, dst, id))
+}
+
+/// Waits up to `wait` for one ICMPv6 packet on `sock`; returns it (within
+/// `buf`) and its sender.
+fn receive_icmp<'a>(
+    sock: &OwnedFd,
+    wait: Duration,
+    buf: &'a mut [u8; 1500],
+) -> Result<Option<(&'a [u8], Ipv6Addr)>> {
     if !readable(sock, wait, "poll on ICMPv6 socket")? {
         return Ok(None);
     }
-    let mut buf = [0u8; 1500];
     let mut from = sockaddr(Ipv6Addr::UNSPECIFIED, 0);
     let mut from_len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
     // SAFETY: buffer and address storage are valid for the lengths given.
@@ -966,12 +954,8 @@ fn receive_reply(sock: &OwnedFd, dst: Ipv6Addr, id: u16, wait: Duration) -> Resu
         }
         return Err(Error::io("receiving on ICMPv6 socket", e));
     }
-    Ok(parse_reply(
-        buf.get(..n as usize).unwrap_or(&[]),
-        Ipv6Addr::from(from.sin6_addr.s6_addr),
-        dst,
-        id,
-    ))
+    let packet = buf.get(..n as usize).unwrap_or(&[]);
+    Ok(Some((packet, Ipv6Addr::from(from.sin6_addr.s6_addr))))
 }
 
 /// Destination unreachable (RFC 4443 §3.1).

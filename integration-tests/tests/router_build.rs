@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use l3roamd_lab::{
-    cmd, grpc_call, require_root_and_tools, Daemon, Emulated, Lab, LabOptions, Launch, GATEWAY,
+    cmd, require_root_and_tools, Daemon, Emulated, Lab, LabOptions, Launch, GATEWAY,
 };
 
 const BIN_ENV: &str = "L3ROAMD_AARCH64_BIN";
@@ -76,21 +76,7 @@ fn require_aarch64_build() -> Option<Emulated> {
 
 /// One of core's counters on `node`.
 fn core_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    let socket = lab.node(node).expect("node").socket(Daemon::Core);
-    let status = grpc_call(&socket, "l3roamd.v1.Core/GetStatus", "{}").expect("core status");
-    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())
-        })
-        .unwrap_or(0)
+    lab.counter(node, Daemon::Core, name).expect("core status")
 }
 
 #[test]

@@ -261,21 +261,8 @@ fn core_stopped_while_holding_packets_leaves_nothing_behind() {
 
 /// One of ndproxy's counters on `node`.
 fn ndproxy_counter(lab: &Lab, node: &str, name: &str) -> u64 {
-    let socket = lab.node(node).expect("node").socket(Daemon::NdProxy);
-    let status = grpc_call(&socket, "l3roamd.v1.NdProxy/GetStatus", "{}").expect("ndproxy status");
-    let json: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    json["counters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["value"]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .or(c["value"].as_u64())
-        })
-        .unwrap_or(0)
+    lab.counter(node, Daemon::NdProxy, name)
+        .expect("ndproxy status")
 }
 
 /// Entries of every state (NOARP multicast ones included, which plain
