@@ -1588,6 +1588,19 @@ impl Lab {
             .map(|d| &mut d.process)
     }
 
+    /// Waits up to `timeout` until three echo requests from `from` to `addr`
+    /// are all answered.
+    pub fn wait_reachable(&self, from: &str, addr: Ipv6Addr, timeout: Duration) -> Result<()> {
+        wait::until(&format!("{addr} reachable from {from}"), timeout, || {
+            let p = self.ping(from, addr, 3, Duration::from_millis(20))?;
+            Ok(if p.all_received() {
+                Check::Ready(())
+            } else {
+                Check::Pending(p.to_string())
+            })
+        })
+    }
+
     /// Every counter of `daemon`'s status on `node`, by name.
     pub fn counters(&self, node: &str, daemon: Daemon) -> Result<Vec<(String, u64)>> {
         crate::daemons::status_counters(&self.node(node)?.socket(daemon), daemon)

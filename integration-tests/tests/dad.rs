@@ -44,15 +44,7 @@ fn lab_with_owner() -> (Lab, Ipv6Addr) {
     lab.wait_routes_converged(Duration::from_secs(30))
         .expect("babel converges");
     lab.start_all_daemons(Launch::Separate).expect("daemons");
-    let reached = wait::until("a reachable from the gateway", DISCOVER, || {
-        let p = lab.ping(GATEWAY, x, 3, Duration::from_millis(20))?;
-        Ok(if p.all_received() {
-            wait::Check::Ready(())
-        } else {
-            wait::Check::Pending(p.to_string())
-        })
-    });
-    if let Err(e) = reached {
+    if let Err(e) = lab.wait_reachable(GATEWAY, x, DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
     // n3 must know the owner's route before b asks for X.
@@ -217,15 +209,7 @@ fn an_advertised_address_does_not_steal_the_owners_route_until_it_leaves() {
     if let Err(e) = lab.wait_audit(x, &Expect::holder("n3"), DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
-    let reached = wait::until("gateway reaches b at X", DISCOVER, || {
-        let p = lab.ping(GATEWAY, x, 3, Duration::from_millis(20))?;
-        Ok(if p.all_received() {
-            wait::Check::Ready(())
-        } else {
-            wait::Check::Pending(p.to_string())
-        })
-    });
-    if let Err(e) = reached {
+    if let Err(e) = lab.wait_reachable(GATEWAY, x, DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
 }
@@ -267,15 +251,7 @@ fn a_roaming_client_rerunning_dad_on_its_new_node_keeps_its_address() {
     })
     .expect("DAD ends");
     assert!(!failed, "Y is free on n1");
-    let reached = wait::until("c reachable at Y", DISCOVER, || {
-        let p = lab.ping(GATEWAY, y, 3, Duration::from_millis(20))?;
-        Ok(if p.all_received() {
-            wait::Check::Ready(())
-        } else {
-            wait::Check::Pending(p.to_string())
-        })
-    });
-    if let Err(e) = reached {
+    if let Err(e) = lab.wait_reachable(GATEWAY, y, DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
     // n3 knows Y and c's node-client address through babel: the state in

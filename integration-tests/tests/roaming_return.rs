@@ -49,15 +49,7 @@ fn return_lab(home: &str) -> Lab {
     )
     .expect("daemons");
     let addr = lab.client("c1").expect("c1").address;
-    let reached = wait::until("c1 reachable from the gateway", DISCOVER, || {
-        let p = lab.ping(GATEWAY, addr, 3, Duration::from_millis(20))?;
-        Ok(if p.all_received() {
-            wait::Check::Ready(())
-        } else {
-            wait::Check::Pending(p.to_string())
-        })
-    });
-    if let Err(e) = reached {
+    if let Err(e) = lab.wait_reachable(GATEWAY, addr, DISCOVER) {
         panic!("{e}\n{}", lab.report());
     }
     if let Err(e) = lab.wait_audit(addr, &Expect::holder(home), DISCOVER) {

@@ -274,19 +274,8 @@ fn a_scan_of_the_client_prefix_at_10000_per_second() {
             "1",
         ])
         .expect("c2 routes the prefix through its router");
-    wait::until(
-        "c1 reachable from the gateway",
-        Duration::from_secs(30),
-        || {
-            let p = lab.ping(GATEWAY, known, 3, Duration::from_millis(20))?;
-            Ok(if p.all_received() {
-                Check::Ready(())
-            } else {
-                Check::Pending(p.to_string())
-            })
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
+    lab.wait_reachable(GATEWAY, known, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.report()));
 
     let mut problems = Vec::new();
     for (what, from, seed) in [
