@@ -54,6 +54,29 @@ async fn configured(socket: &Path) -> Vec<Ipv6Prefix> {
         .collect()
 }
 
+/// Reads `child`'s log (stderr) until a line contains `what` (true), the
+/// log ends because the daemon exited, or 10 s pass (false). The rest of
+/// the log is drained, so the daemon never blocks on a full pipe.
+fn logged(child: &mut Child, what: &str) -> bool {
+    use std::io::BufRead;
+    let Some(stderr) = child.stderr.take() else {
+        return false;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(&what) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).is_ok()
+}
+
 fn stop(mut child: Child) -> std::process::ExitStatus {
     // SAFETY: kill on the pid of a child we started and have not reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -76,7 +99,10 @@ async fn a_changed_file_is_applied_whole_at_restart_only() {
     std::fs::write(&path, "[mesh]\nnode_address = \"fdff::1\"\nclient_pre").unwrap();
     // SAFETY: kill on the pid of a child we started.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGHUP) };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        logged(&mut daemon, "SIGHUP ignored"),
+        "prefixd did not log the SIGHUP"
+    );
     assert!(
         daemon.try_wait().unwrap().is_none(),
         "SIGHUP stopped prefixd"
