@@ -6,9 +6,7 @@
 //! about (the clients it serves, the mesh interfaces it applies to its
 //! peers, the prefixes it routes) and already holds a client of each peer.
 //! The mesh-interface commands go through the `l3roamd.v1.Core` methods
-//! themselves, so they behave exactly as over gRPC; while those answer
-//! UNIMPLEMENTED, `get_meshifs` lists the configured interfaces and
-//! `add_meshif`/`del_meshif` say they are not supported.
+//! themselves, so they behave exactly as over gRPC.
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
@@ -31,23 +29,16 @@ pub struct ControlSocket {
     service: Arc<CoreService>,
     engine: Handle,
     seeks: mpsc::Sender<Ipv6Addr>,
-    configured: Vec<String>,
 }
 
 impl ControlSocket {
     /// Answers from `service` and `engine`; probes go out as seeks on
-    /// `seeks`; `configured` are `mesh.mesh_interfaces`.
-    pub fn new(
-        service: Arc<CoreService>,
-        engine: Handle,
-        seeks: mpsc::Sender<Ipv6Addr>,
-        configured: Vec<String>,
-    ) -> Self {
+    /// `seeks`.
+    pub fn new(service: Arc<CoreService>, engine: Handle, seeks: mpsc::Sender<Ipv6Addr>) -> Self {
         ControlSocket {
             service,
             engine,
             seeks,
-            configured,
         }
     }
 }
@@ -102,8 +93,6 @@ impl Backend for ControlSocket {
                 .into_iter()
                 .map(|i| i.name)
                 .collect()),
-            // Without runtime changes the configured ones are those in use.
-            Err(status) if status.code() == Code::Unimplemented => Ok(self.configured.clone()),
             Err(status) => Err(from_status(&status)),
         }
     }

@@ -225,12 +225,7 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     );
     // The C control socket answers through the same service, in process.
     let control = control_listener.map(|(path, listener)| {
-        let socket = compat::ControlSocket::new(
-            service.clone(),
-            handle,
-            probes,
-            ctx.config.mesh.mesh_interfaces.clone(),
-        );
+        let socket = compat::ControlSocket::new(service.clone(), handle, probes);
         compat::run(
             path,
             listener,
