@@ -1128,6 +1128,11 @@ impl<P: Platform> Engine<P> {
             }
             (Step::HoldRoute(mac, addr), Ok(())) => {
                 tracing::debug!(%mac, %addr, "holding node-client address");
+                // Packets for it held meanwhile (a CLAIM on its way here)
+                // go on now: the kernel does not tell core of its own
+                // routes (`netlink::route_filter`).
+                let actions = self.held.route_appeared(addr);
+                self.execute(actions).await;
             }
             (Step::HoldRoute(mac, addr), Err(e)) => {
                 self.counters.count(C::Errors);

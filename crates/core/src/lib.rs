@@ -92,7 +92,8 @@ pub async fn run(ctx: Context) -> Result<(), DaemonError> {
     let prefixd_socket = ctx.config.socket_of(PEERS[3])?;
     // Subscribe to route changes before anything reads the tables, so that
     // no change falls between the dump and the first event.
-    let routes = netlink::watch_routes().map_err(|e| DaemonError::fatal("route watch", e))?;
+    let routes = netlink::watch_routes(&netlink::route_filter(&config))
+        .map_err(|e| DaemonError::fatal("route watch", e))?;
     let kernel = netlink::Netlink::connect(config.route_batch)
         .map_err(|e| DaemonError::fatal("netlink", e))?;
     let tun = tun::Tun::create(&config.tun_device)

@@ -504,7 +504,8 @@ impl Seeks {
 
     // ===== event: timer =====
 
-    /// Forgets what has expired at `now`; call about once a second.
+    /// Forgets what has expired at `now`; call about once a second while
+    /// not [`Seeks::is_idle`].
     pub fn tick(&mut self, now: Instant) {
         self.seen.purge(now);
         let keep = self.sought_keep();
@@ -516,6 +517,12 @@ impl Seeks {
     }
 
     // ===== queries =====
+
+    /// Nothing is kept that a [`Seeks::tick`] would forget: an idle node
+    /// need not wake for it.
+    pub fn is_idle(&self) -> bool {
+        self.seen.is_empty() && self.sought.is_empty() && self.found.is_empty()
+    }
 
     /// The neighbours found within the keep time, earliest first.
     pub fn found_snapshot(&self, now: Instant) -> Vec<Found> {

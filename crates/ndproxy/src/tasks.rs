@@ -33,7 +33,7 @@ use crate::seek::{Action, ClientIf, Counter, Found, MeshIf, SeekOutcome, Seeks};
 use crate::NdproxyConfig;
 use l3roamd_net::packet::PacketSocket;
 
-/// How often expired state is forgotten.
+/// How often expired state is forgotten, while there is any.
 const TICK: Duration = Duration::from_secs(1);
 /// How often interfaces are read again.
 const LINK_REFRESH: Duration = Duration::from_secs(5);
@@ -345,12 +345,9 @@ impl EventLoop {
                 () = shutdown.requested() => break,
                 Some(command) = self.commands.recv() => self.command(command),
                 Some(input) = self.input_rx.recv() => self.input(input),
-                _ = tick.tick() => {
-                    self.seeks.tick(Instant::now());
-                    // A client plugged into a new bridge port may start
-                    // DAD at once: its port gets a socket within a tick.
-                    self.refresh_probe_sockets();
-                }
+                // Only while there is state to expire: an idle node does
+                // not wake (issue 13).
+                _ = tick.tick(), if !self.seeks.is_idle() => self.seeks.tick(Instant::now()),
                 _ = refresh.tick() => self.refresh_links(),
                 () = self.links_changed.notified() => self.refresh_links(),
             }

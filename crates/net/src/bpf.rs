@@ -58,6 +58,104 @@ pub const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
+/// Attaches `program` to the socket `fd` (`SO_ATTACH_FILTER`): from now on
+/// the kernel passes the socket only what the program accepts, and drops the
+/// rest before anything is queued or woken. The kernel copies the program.
+pub fn attach(
+    fd: std::os::fd::BorrowedFd<'_>,
+    program: &[libc::sock_filter],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::c_ushort::try_from(program.len())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points to `len` instructions of `program`, alive for
+    // the call; the kernel copies them and never writes through the pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Which route notifications a daemon reads (the rest the kernel drops).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteNotifications {
+    /// Only routes of this destination prefix length (`rtm_dst_len`).
+    pub destination_len: u8,
+    /// Only routes of this table, when it fits `rtm_table` (below 256).
+    pub table: Option<u8>,
+    /// Not routes of these protocols (`rtm_protocol`): the daemon's own.
+    pub except_protocols: Vec<u8>,
+}
+
+/// `RTM_NEWROUTE` and `RTM_DELROUTE` (linux/rtnetlink.h).
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+/// Offsets in a notification: `struct nlmsghdr` (16 bytes: length u32,
+/// type u16, ...), then `struct rtmsg` (family, dst_len, src_len, tos,
+/// table, protocol, scope, type, flags).
+const NLMSG_TYPE: u32 = 4;
+const RTM_DST_LEN: u32 = 16 + 1;
+const RTM_TABLE: u32 = 16 + 4;
+const RTM_PROTOCOL: u32 = 16 + 5;
+
+/// A filter for an rtnetlink multicast socket: route notifications pass
+/// only as `wanted` says; every other message (links, addresses) passes.
+/// Each notification is a datagram of its own, so the filter sees one
+/// message. `nlmsg_type` is in host order, and a 16-bit load reads network
+/// order, so the constants are swapped to match on little-endian hosts.
+pub fn route_notifications(wanted: &RouteNotifications) -> Vec<libc::sock_filter> {
+    let host = |t: u16| u32::from(u16::from_be_bytes(t.to_ne_bytes()));
+    const EQ: u16 = BPF_JMP | BPF_JEQ | BPF_K;
+    let mut p = vec![
+        stmt(BPF_LD | BPF_H | BPF_ABS, NLMSG_TYPE),
+        jump(EQ, host(RTM_NEWROUTE), 2, 0),
+        jump(EQ, host(RTM_DELROUTE), 1, 0),
+        stmt(BPF_RET | BPF_K, u32::MAX),
+        stmt(BPF_LD | BPF_B | BPF_ABS, RTM_DST_LEN),
+    ];
+    // Jumps to the final drop: (index, taken when equal), patched below.
+    let mut to_drop = vec![(p.len(), false)];
+    p.push(jump(EQ, u32::from(wanted.destination_len), 0, 0));
+    if let Some(table) = wanted.table {
+        p.push(stmt(BPF_LD | BPF_B | BPF_ABS, RTM_TABLE));
+        to_drop.push((p.len(), false));
+        p.push(jump(EQ, u32::from(table), 0, 0));
+    }
+    p.push(stmt(BPF_LD | BPF_B | BPF_ABS, RTM_PROTOCOL));
+    // A jump offset is one byte: at most 200 protocols (there are 256).
+    for protocol in wanted.except_protocols.iter().take(200) {
+        to_drop.push((p.len(), true));
+        p.push(jump(EQ, u32::from(*protocol), 0, 0));
+    }
+    p.push(stmt(BPF_RET | BPF_K, u32::MAX));
+    p.push(stmt(BPF_RET | BPF_K, 0));
+    let drop = p.len() - 1;
+    for (at, when_equal) in to_drop {
+        let skip = u8::try_from(drop - at - 1).unwrap_or(u8::MAX);
+        if let Some(i) = p.get_mut(at) {
+            if when_equal {
+                i.jt = skip;
+            } else {
+                i.jf = skip;
+            }
+        }
+    }
+    p
+}
+
 /// Runs `program` on `packet` (of packet type `pkttype`): the bytes the
 /// kernel would pass (0: dropped). A load beyond the packet drops it, as in
 /// the kernel. An instruction our filters do not use, or a jump out of the
@@ -144,5 +242,71 @@ mod tests {
         // Falling off the end, or an unknown opcode, is a broken program.
         assert!(interpret(&program[..2], &[0, 7], PACKET_OUTGOING).is_err());
         assert!(interpret(&[stmt(0xff, 0)], &[], 0).is_err());
+    }
+
+    /// A notification as the kernel sends it: `nlmsghdr` (type in host
+    /// order), then `rtmsg`.
+    fn notification(kind: u16, dst_len: u8, table: u8, protocol: u8) -> Vec<u8> {
+        let mut m = vec![0u8; 16 + 12];
+        m[..4].copy_from_slice(&28u32.to_ne_bytes());
+        m[4..6].copy_from_slice(&kind.to_ne_bytes());
+        m[16] = 10; // AF_INET6
+        m[17] = dst_len;
+        m[20] = table;
+        m[21] = protocol;
+        m
+    }
+
+    #[test]
+    fn route_notifications_pass_only_what_is_wanted() {
+        let core = route_notifications(&RouteNotifications {
+            destination_len: 128,
+            table: Some(254),
+            except_protocols: vec![158, 157],
+        });
+        let run = |m: Vec<u8>| interpret(&core, &m, 0).unwrap();
+        // Another node's client (babel, 42), added and removed: passes whole.
+        assert_eq!(run(notification(RTM_NEWROUTE, 128, 254, 42)), u32::MAX);
+        assert_eq!(run(notification(RTM_DELROUTE, 128, 254, 42)), u32::MAX);
+        // Its own protocols, another length, another table: dropped.
+        assert_eq!(run(notification(RTM_NEWROUTE, 128, 254, 158)), 0);
+        assert_eq!(run(notification(RTM_DELROUTE, 128, 254, 157)), 0);
+        assert_eq!(run(notification(RTM_NEWROUTE, 64, 254, 42)), 0);
+        assert_eq!(run(notification(RTM_NEWROUTE, 128, 255, 2)), 0);
+        // Other messages pass: a link (RTM_NEWLINK 16), RTM_GETROUTE (26).
+        assert_eq!(run(notification(16, 128, 254, 158)), u32::MAX);
+        assert_eq!(run(notification(26, 0, 0, 0)), u32::MAX);
+        // A route notification cut short is dropped, as the kernel does.
+        assert_eq!(
+            run(notification(RTM_NEWROUTE, 128, 254, 42)[..20].to_vec()),
+            0
+        );
+
+        let any_table = route_notifications(&RouteNotifications {
+            destination_len: 0,
+            table: None,
+            except_protocols: Vec::new(),
+        });
+        let run = |m: Vec<u8>| interpret(&any_table, &m, 0).unwrap();
+        assert_eq!(run(notification(RTM_NEWROUTE, 0, 200, 42)), u32::MAX);
+        assert_eq!(run(notification(RTM_NEWROUTE, 128, 254, 42)), 0);
+    }
+
+    #[test]
+    fn many_excepted_protocols_still_jump_in_range() {
+        let all: Vec<u8> = (0..=255).collect();
+        let p = route_notifications(&RouteNotifications {
+            destination_len: 128,
+            table: Some(254),
+            except_protocols: all,
+        });
+        assert_eq!(
+            interpret(&p, &notification(RTM_NEWROUTE, 128, 254, 3), 0),
+            Ok(0)
+        );
+        assert_eq!(
+            interpret(&p, &notification(RTM_NEWROUTE, 128, 254, 250), 0),
+            Ok(u32::MAX)
+        );
     }
 }

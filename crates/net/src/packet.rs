@@ -4,7 +4,7 @@
 
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -39,8 +39,6 @@ impl PacketSocket {
     ) -> io::Result<PacketSocket> {
         let ifindex =
             i32::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let len = libc::c_ushort::try_from(filter.len())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // Protocol 0: the socket receives nothing until it is bound, so no
         // unfiltered frame is queued before the filter is attached.
         // SAFETY: plain system call with constant arguments.
@@ -53,21 +51,7 @@ impl PacketSocket {
         })?;
         // SAFETY: `fd` was just returned by socket() and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let program = libc::sock_fprog {
-            len,
-            filter: filter.as_ptr().cast_mut(),
-        };
-        // SAFETY: `program` points to `filter`, which lives forever; the
-        // kernel copies the program and never writes through the pointer.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&program as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })?;
+        crate::bpf::attach(fd.as_fd(), filter)?;
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         address.sll_family = libc::AF_PACKET as libc::c_ushort;

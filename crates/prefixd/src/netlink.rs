@@ -300,9 +300,27 @@ impl Kernel for Netlink {
 
 /// Subscribes to IPv6 route and link changes. Subscribe before dumping, so
 /// that no change falls between the dump and the first event.
+///
+/// Of the route notifications only default routes of the main table pass
+/// (the kernel drops the rest before they are queued): prefixd reads no
+/// other (`announce.rs`, `learned.rs`), and a node's host routes, its own
+/// clients' and babel's for the whole mesh's, would be tens of thousands of
+/// notifications to parse and throw away.
 pub fn watch() -> std::io::Result<KernelWatch> {
-    let (connection, _handle, messages) =
+    use rtnetlink::sys::AsyncSocket;
+    use std::os::fd::AsFd;
+    let (mut connection, _handle, messages) =
         rtnetlink::new_multicast_connection(&[MulticastGroup::Ipv6Route, MulticastGroup::Link])?;
+    let wanted = l3roamd_net::bpf::RouteNotifications {
+        destination_len: 0,
+        table: u8::try_from(MAIN_TABLE).ok(),
+        except_protocols: Vec::new(),
+    };
+    let socket = connection.socket_mut().socket_ref();
+    l3roamd_net::bpf::attach(
+        socket.as_fd(),
+        &l3roamd_net::bpf::route_notifications(&wanted),
+    )?;
     tokio::spawn(connection);
     Ok(KernelWatch {
         messages,
