@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -302,27 +302,8 @@ fn filtered_socket() -> Result<OwnedFd> {
     }
     // SAFETY: `raw` is a fresh, valid descriptor nobody else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut filter = program();
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_mut_ptr(),
-    };
-    // SAFETY: a valid sock_fprog pointing at `filter`, alive for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::io(
-            "attaching the intercom filter",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    l3roamd_net::bpf::attach(sock.as_fd(), &program())
+        .map_err(|e| Error::io("attaching the intercom filter", e))?;
     // Frames queued before the filter was attached may be anything: drain them.
     let mut buf = [0u8; SNAP as usize];
     // Bounded: a fresh socket holds at most its receive buffer.

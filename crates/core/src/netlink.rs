@@ -334,10 +334,21 @@ impl Kernel for Netlink {
             .address()
             .add(ifindex, std::net::IpAddr::V6(addr), 128)
             .replace();
+        // No DAD (the address is ours by the client database's claim, and
+        // lo has no neighbours), and no prefix route: core installs the
+        // address's host route itself (of its own protocol, in the export
+        // table, `HoldRoute`), so the kernel's `addr/128 dev lo proto
+        // kernel` would be a second route for one prefix, and adding it
+        // was a third of the kernel's cost of the address at 10,000
+        // clients (design notes, "Many clients on one node"). An address
+        // left with its prefix route by an older core loses the route
+        // when this replaces it.
         request
             .message_mut()
             .attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            .push(AddressAttribute::Flags(
+                AddressFlags::Nodad | AddressFlags::Noprefixroute,
+            ));
         request.execute().await.map_err(failed("address add"))
     }
 
