@@ -275,6 +275,11 @@ pub struct ProcessUsage {
     /// The private, anonymous part of it (`RssAnon`: heap, stacks), in bytes:
     /// what one more process really costs.
     pub anon_bytes: u64,
+    /// Times its main thread went to sleep and was woken since it started
+    /// (`voluntary_ctxt_switches`): one per wake-up of a single-threaded
+    /// event loop, however short, which CPU time in clock ticks rounds
+    /// away.
+    pub wakes: u64,
 }
 
 impl ProcessUsage {
@@ -294,6 +299,7 @@ impl ProcessUsage {
             cpu: parse_stat_cpu(&read("stat")?, hz)?,
             rss_bytes: parse_status_kb(&status, "VmRSS")?,
             anon_bytes: parse_status_kb(&status, "RssAnon")?,
+            wakes: parse_status_count(&status, "voluntary_ctxt_switches")?,
         })
     }
 
@@ -303,6 +309,7 @@ impl ProcessUsage {
             cpu: self.cpu + other.cpu,
             rss_bytes: self.rss_bytes + other.rss_bytes,
             anon_bytes: self.anon_bytes + other.anon_bytes,
+            wakes: self.wakes + other.wakes,
         }
     }
 }
@@ -326,12 +333,16 @@ fn parse_stat_cpu(stat: &str, hz: u64) -> Result<Duration> {
 
 /// The `key` line (in kB) of a `/proc/<pid>/status` text, in bytes.
 fn parse_status_kb(status: &str, key: &str) -> Result<u64> {
+    parse_status_count(status, key).map(|kb| kb * 1024)
+}
+
+/// The number on the `key` line of a `/proc/<pid>/status` text.
+fn parse_status_count(status: &str, key: &str) -> Result<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
         .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
+        .and_then(|n| n.parse::<u64>().ok())
         .ok_or_else(|| Error::parse("/proc/<pid>/status", format!("no {key} line")))
 }
 
@@ -354,6 +365,11 @@ mod tests {
             200 * 1024
         );
         assert!(parse_status_kb("Name: x\n", "VmRSS").is_err());
+        let switches = "voluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(
+            parse_status_count(switches, "voluntary_ctxt_switches").expect("wakes"),
+            17
+        );
         let mine = ProcessUsage::of(std::process::id() as i32).expect("own usage");
         assert!(mine.rss_bytes >= mine.anon_bytes && mine.anon_bytes > 0);
     }

@@ -513,12 +513,21 @@ struct PhaseCost {
 }
 
 /// One member's cost in a phase: the sum, then per process (name, CPU, RSS, private RSS).
+/// One process's share of a phase: CPU time and wake-ups in it, memory at its end.
+struct ProcCost {
+    name: String,
+    cpu: Duration,
+    wakes: u64,
+    rss: u64,
+    anon: u64,
+}
+
 struct NodeCost {
     member: String,
     cpu: Duration,
     rss: u64,
     anon: u64,
-    per: Vec<(String, Duration, u64, u64)>,
+    per: Vec<ProcCost>,
 }
 
 fn usage_all(lab: &Lab) -> Result<MemberUsage> {
@@ -548,15 +557,21 @@ impl Phase {
             for (name, u) in procs {
                 let u0 = earlier
                     .and_then(|(_, ps)| ps.iter().find(|(n, _)| *n == name))
-                    .map(|(_, u)| u.cpu)
+                    .map(|(_, u)| (u.cpu, u.wakes))
                     .unwrap_or_default();
-                per.push((name, u.cpu.saturating_sub(u0), u.rss_bytes, u.anon_bytes));
+                per.push(ProcCost {
+                    cpu: u.cpu.saturating_sub(u0.0),
+                    wakes: u.wakes.saturating_sub(u0.1),
+                    rss: u.rss_bytes,
+                    anon: u.anon_bytes,
+                    name,
+                });
             }
             nodes.push(NodeCost {
                 member,
-                cpu: per.iter().map(|p| p.1).sum(),
-                rss: per.iter().map(|p| p.2).sum(),
-                anon: per.iter().map(|p| p.3).sum(),
+                cpu: per.iter().map(|p| p.cpu).sum(),
+                rss: per.iter().map(|p| p.rss).sum(),
+                anon: per.iter().map(|p| p.anon).sum(),
                 per,
             });
         }
@@ -573,8 +588,10 @@ fn phase_json(name: &str, p: &PhaseCost) -> Value {
         let procs: Vec<Value> = n
             .per
             .iter()
-            .map(|(name, c, r, a)| {
-                json!({"process": name, "cpu_ms": ms(*c), "rss_kib": r / 1024, "private_kib": a / 1024})
+            .map(|c| {
+                json!({"process": c.name, "cpu_ms": ms(c.cpu), "wakes": c.wakes,
+                    "wakes_per_minute": c.wakes as f64 / p.secs * 60.0,
+                    "rss_kib": c.rss / 1024, "private_kib": c.anon / 1024})
             })
             .collect();
         let (pk, by) = p.counts.member(&n.member);
@@ -618,18 +635,20 @@ fn phase_summary(p: &PhaseCost) -> Value {
         .iter()
         .map(|n| n.anon as f64 / 1024.0)
         .collect();
-    let ours: Vec<f64> = daemon_nodes
-        .iter()
-        .map(|n| {
-            n.per
-                .iter()
-                .filter(|(name, ..)| name != "babeld")
-                .map(|(_, c, ..)| c.as_secs_f64())
-                .sum::<f64>()
-                / p.secs
-                * 100.0
-        })
-        .collect();
+    let ours = |f: &dyn Fn(&ProcCost) -> f64| -> Vec<f64> {
+        daemon_nodes
+            .iter()
+            .map(|n| {
+                n.per
+                    .iter()
+                    .filter(|c| c.name != "babeld")
+                    .map(f)
+                    .sum::<f64>()
+            })
+            .collect()
+    };
+    let ours_cpu = ours(&|c| c.cpu.as_secs_f64() / p.secs * 100.0);
+    let ours_wakes = ours(&|c| c.wakes as f64 / p.secs * 60.0);
     json!({
         "seconds": p.secs,
         "intercom_5523_packets": ip,
@@ -641,7 +660,8 @@ fn phase_summary(p: &PhaseCost) -> Value {
         "all_5523_5524_bytes_per_s": tb as f64 / p.secs,
         "by_kind": by_kind,
         "cpu_percent_per_node": stats(cpu),
-        "our_daemons_cpu_percent_per_node": stats(ours),
+        "our_daemons_cpu_percent_per_node": stats(ours_cpu),
+        "our_daemons_wakes_per_minute_per_node": stats(ours_wakes),
         "rss_kib_per_node": stats(rss),
         "private_kib_per_node": stats(private),
     })
@@ -783,7 +803,7 @@ fn print_table(s: &Value) {
     let i = &s["idle"];
     if !i.is_null() {
         println!(
-            "# idle {} s: intercom {} packets ({} B), with 5524 {} packets; CPU % per node median {} max {} (ours median {} max {})",
+            "# idle {} s: intercom {} packets ({} B), with 5524 {} packets; CPU % per node median {} max {} (ours median {} max {}); our wake-ups per minute per node median {} max {}",
             f(&i["seconds"]),
             i["intercom_5523_packets"],
             i["intercom_5523_bytes"],
@@ -792,6 +812,8 @@ fn print_table(s: &Value) {
             f(&i["cpu_percent_per_node"]["max"]),
             f(&i["our_daemons_cpu_percent_per_node"]["median"]),
             f(&i["our_daemons_cpu_percent_per_node"]["max"]),
+            f(&i["our_daemons_wakes_per_minute_per_node"]["median"]),
+            f(&i["our_daemons_wakes_per_minute_per_node"]["max"]),
         );
         let h = &s["audit_after_idle"];
         println!(
