@@ -141,6 +141,17 @@ impl Record {
         self.updated.saturating_add(ttl) <= now
     }
 
+    /// When the record or one of its addresses expires next (Unix seconds):
+    /// `ttl` after the oldest of its last change and its addresses' last
+    /// sightings.
+    pub fn next_expiry(&self, ttl: u64) -> u64 {
+        self.addresses
+            .iter()
+            .map(|a| a.last_seen)
+            .fold(self.updated, u64::min)
+            .saturating_add(ttl)
+    }
+
     /// Drops the addresses not seen for `ttl` seconds; true if any went.
     pub fn expire_addresses(&mut self, now: u64, ttl: u64) -> bool {
         let before = self.addresses.len();

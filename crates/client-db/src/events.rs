@@ -331,8 +331,9 @@ struct PendingInfo {
 
 // ===== the state machine =====
 
-/// How often expired records and addresses are looked for.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// When the first sweep for expired records and addresses runs after start;
+/// later sweeps run when the next of them expires (see [`ClientDb::sweep`]).
+const FIRST_SWEEP: Duration = Duration::from_secs(1);
 
 /// The client database and its exchanges on the mesh.
 #[derive(Debug)]
@@ -363,7 +364,7 @@ impl ClientDb {
             clock,
             counters: Counters::default(),
             nonces: Nonces::new(),
-            next_sweep: now.mono + SWEEP_INTERVAL,
+            next_sweep: now.mono + FIRST_SWEEP,
             settings,
         };
         let mut actions = Vec::new();
@@ -740,15 +741,26 @@ impl ClientDb {
         }
 
         if now.mono >= self.next_sweep {
-            self.next_sweep = now.mono + SWEEP_INTERVAL;
-            self.sweep(unix, &mut actions);
+            let next = self.sweep(unix, &mut actions);
+            // Whole seconds from now: the wall clock reads `next` then.
+            self.next_sweep = now.mono + Duration::from_secs(next.saturating_sub(unix).max(1));
         }
         actions
     }
 
-    /// Removes expired records and addresses.
-    fn sweep(&mut self, unix: u64, actions: &mut Vec<Action>) {
+    /// Removes expired records and addresses; returns when the next of
+    /// those left expires (Unix seconds), so the loop sleeps until then
+    /// instead of scanning every record every second.
+    ///
+    /// Nothing that happens in between can expire earlier: every time a
+    /// record holds is at most `unix` (times from the future are clamped
+    /// at load, a wall-clock step moves them all along), so everything
+    /// left expires by `unix + ttl`; a record or address created or
+    /// refreshed later gets its time then, and expires no earlier than
+    /// `unix + ttl`. With no record left, the next sweep is at `unix + ttl`.
+    fn sweep(&mut self, unix: u64, actions: &mut Vec<Action>) -> u64 {
         let ttl = self.settings.record_ttl;
+        let mut next = unix.saturating_add(ttl);
         for mac in self.records.expired(unix, ttl) {
             self.records.remove(&mac);
             self.counters.count(Counter::RecordsExpired);
@@ -761,12 +773,14 @@ impl ClientDb {
             if record.expire_addresses(unix, ttl) {
                 changed.push(record.clone());
             }
+            next = next.min(record.next_expiry(ttl));
         }
         changed.sort_by_key(|r| r.mac);
         for record in changed {
             actions.push(Action::Persist(record.mac));
             actions.push(Action::Emit(Event::Updated(record)));
         }
+        next
     }
 
     // ===== helpers =====

@@ -548,6 +548,34 @@ fn records_and_addresses_expire() {
 }
 
 #[test]
+fn the_sweep_sleeps_until_the_next_expiry() {
+    let now = t0();
+    let mut db = new_db(1, now);
+    let secs = Duration::from_secs;
+    // Empty: after the first sweep, nothing can expire for a TTL.
+    assert!(db.tick(now.after(secs(1))).is_empty());
+    assert_eq!(db.next_deadline(), now.mono + secs(901));
+    // A record learned at 100 s does not bring the sweep forward: it
+    // expires at 1000 s, after the sweep at 901 s, which then sleeps until
+    // 1000 s (with records, not a TTL: its address is due then).
+    db.update(MAC, &[client(1)], now.after(secs(100))).unwrap();
+    assert_eq!(db.next_deadline(), now.mono + secs(901));
+    assert!(events(&db.tick(now.after(secs(901)))).is_empty());
+    assert_eq!(db.next_deadline(), now.mono + secs(1000));
+    // Seen again at 950 s with a second address: client(1) and the record
+    // are due at 1850 s, and the tick at 1000 s finds nothing.
+    db.update(MAC, &[client(1), client(2)], now.after(secs(950)))
+        .unwrap();
+    assert!(events(&db.tick(now.after(secs(1000)))).is_empty());
+    assert_eq!(db.next_deadline(), now.mono + secs(1850));
+    let expired = events(&db.tick(now.after(secs(1850))));
+    assert!(expired
+        .iter()
+        .any(|e| matches!(e, Event::Removed { mac, .. } if *mac == MAC)));
+    assert!(db.is_empty());
+}
+
+#[test]
 fn wall_clock_step_keeps_ages() {
     let now = t0();
     let mut db = new_db(1, now);
