@@ -7,11 +7,13 @@
 //! datagrams in through another bounded channel (when the loop falls behind,
 //! the kernel's socket buffer drops the excess, so nothing grows without
 //! bound). The loop sleeps until the state machine's next deadline (a
-//! retransmission, or the once-a-second expiry sweep).
+//! retransmission, or the expiry sweep when the next record or address
+//! expires).
 //!
-//! Persisting: `Persist` actions only mark a MAC dirty; every
-//! `client_db.flush_interval_ms` the current records of the dirty MACs (or
-//! their removal) go to the store in one transaction. Store calls are
+//! Persisting: `Persist` actions only mark a MAC dirty;
+//! `client_db.flush_interval_ms` after the first of them, the current
+//! records of the dirty MACs (or their removal) go to the store in one
+//! transaction (no wake-up while nothing is dirty). Store calls are
 //! synchronous: a batch on tmpfs takes well under a millisecond, and a
 //! blocking-thread pool would cost more memory than it saves. At a clean
 //! stop everything dirty is flushed.
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use l3roamd_daemon::{MeshConfig, Shutdown};
 use l3roamd_intercom::{AuthError, AuthMode, Authenticator, PacketType};
+use l3roamd_net::link_events::LinkWatch;
 use l3roamd_types::MacAddr;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -35,8 +38,6 @@ use crate::mesh::{self, IntercomSocket, Received};
 use crate::store::{self, Store, StoreError};
 use crate::ClientDbConfig;
 
-/// How often interfaces are looked up again (they come and go).
-const LINK_REFRESH: Duration = Duration::from_secs(5);
 /// How often the counters are logged (at debug level, when they changed).
 const COUNTER_REPORT: Duration = Duration::from_secs(60);
 /// Pause after a receive error, so a persistent one cannot spin the CPU.
@@ -248,6 +249,9 @@ pub struct EventLoop {
     db: ClientDb,
     store: Box<dyn Store>,
     dirty: HashSet<MacAddr>,
+    /// When the dirty records are written: `flush_interval` after the
+    /// first of them became dirty; none while nothing is.
+    flush_at: Option<tokio::time::Instant>,
     flush_interval: Duration,
     socket: Arc<IntercomSocket>,
     node: Ipv6Addr,
@@ -255,7 +259,6 @@ pub struct EventLoop {
     auth: Authenticator,
     mesh_links: Vec<Link>,
     client_links: Vec<Link>,
-    links_changed: Arc<tokio::sync::Notify>,
     events: broadcast::Sender<Event>,
     commands: mpsc::Receiver<Command>,
     input_tx: mpsc::Sender<Input>,
@@ -324,6 +327,7 @@ impl EventLoop {
             db,
             store,
             dirty: HashSet::new(),
+            flush_at: None,
             flush_interval: config.flush_interval(),
             socket: Arc::new(socket),
             node: mesh.node_address,
@@ -331,7 +335,6 @@ impl EventLoop {
             auth,
             mesh_links: Link::named(&mesh.mesh_interfaces),
             client_links: Link::named(&mesh.client_interfaces),
-            links_changed: Arc::new(tokio::sync::Notify::new()),
             events,
             commands,
             input_tx,
@@ -352,21 +355,16 @@ impl EventLoop {
     /// Runs until `shutdown`, then writes what is not yet stored.
     pub async fn run(mut self, shutdown: Shutdown) {
         let receiver = spawn_receiver(self.socket.clone(), self.input_tx.clone());
-        let changed = self.links_changed.clone();
-        let link_watch = tokio::spawn(async move {
-            let e = l3roamd_net::link_events::notify_changes(&changed).await;
-            tracing::warn!(error = %e, "no link events; interfaces are read every few seconds only");
-        });
+        let mut links = LinkWatch::spawn("interfaces");
         self.refresh_links();
-        let mut flush = tokio::time::interval(self.flush_interval);
-        let mut refresh = tokio::time::interval(LINK_REFRESH);
         let mut report = tokio::time::interval(COUNTER_REPORT);
-        for timer in [&mut flush, &mut refresh, &mut report] {
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            timer.reset();
-        }
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        report.reset();
         loop {
             let deadline = tokio::time::Instant::from_std(self.db.next_deadline());
+            // Only while something waits to be written: an idle node does
+            // not wake for it (issue 13).
+            let flush_at = self.flush_at.unwrap_or(deadline);
             tokio::select! {
                 () = shutdown.requested() => break,
                 Some(command) = self.commands.recv() => self.command(command),
@@ -375,13 +373,12 @@ impl EventLoop {
                     let actions = self.db.tick(Now::system());
                     self.execute(actions);
                 }
-                _ = flush.tick() => self.flush(),
-                _ = refresh.tick() => self.refresh_links(),
-                () = self.links_changed.notified() => self.refresh_links(),
+                () = tokio::time::sleep_until(flush_at), if self.flush_at.is_some() => self.flush(),
+                () = links.changed() => self.refresh_links(),
                 _ = report.tick() => self.report_counters(),
             }
         }
-        link_watch.abort();
+        drop(links);
         receiver.abort();
         self.flush();
         self.report_counters();
@@ -538,6 +535,8 @@ impl EventLoop {
                 }
                 Action::Persist(mac) => {
                     self.dirty.insert(mac);
+                    self.flush_at
+                        .get_or_insert_with(|| tokio::time::Instant::now() + self.flush_interval);
                     if self.dirty.len() > 2 * self.db.settings().max_records {
                         self.flush();
                     }
@@ -548,6 +547,7 @@ impl EventLoop {
 
     /// Writes the dirty records (or their removal) in one batch.
     fn flush(&mut self) {
+        self.flush_at = None;
         if self.dirty.is_empty() {
             return;
         }
@@ -567,6 +567,7 @@ impl EventLoop {
         if result.is_err() {
             // Tried again at the next flush.
             self.dirty.extend(dirty);
+            self.flush_at = Some(tokio::time::Instant::now() + self.flush_interval);
             self.db.count(Counter::StoreErrors);
         }
         note(

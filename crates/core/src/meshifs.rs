@@ -24,11 +24,10 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use l3roamd_daemon::config::MAX_MESH_INTERFACES;
 use l3roamd_daemon::Shutdown;
+use l3roamd_net::link_events::LinkWatch;
 use l3roamd_rpc::pb;
 use l3roamd_rpc::pb::client_db_client::ClientDbClient;
 use l3roamd_rpc::pb::nd_proxy_client::NdProxyClient;
@@ -121,10 +120,6 @@ impl MeshInterfaces {
 
 // ===== name patterns =====
 
-/// How often the interfaces are read without a link event (in case the
-/// netlink socket missed one or could not be opened).
-const PATTERN_REFRESH: Duration = Duration::from_secs(5);
-
 /// Whether `name` matches `pattern`: `*` any run of characters (also none),
 /// `?` exactly one, anything else itself.
 pub fn matches(pattern: &str, name: &str) -> bool {
@@ -211,15 +206,8 @@ pub async fn follow_patterns(
     excluded: Vec<String>,
     shutdown: Shutdown,
 ) {
-    let changed = Arc::new(tokio::sync::Notify::new());
-    let notify = changed.clone();
-    let watch = tokio::spawn(async move {
-        let e = l3roamd_net::link_events::notify_changes(&notify).await;
-        tracing::warn!(error = %e, "no link events; interfaces are matched every few seconds only");
-    });
+    let mut links = LinkWatch::spawn("interface patterns");
     let mut added = BTreeSet::new();
-    let mut refresh = tokio::time::interval(PATTERN_REFRESH);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let changes = pattern_changes(&patterns, &excluded, &present_interfaces(), &added);
         for name in changes.add {
@@ -241,11 +229,9 @@ pub async fn follow_patterns(
         }
         tokio::select! {
             () = shutdown.requested() => break,
-            () = changed.notified() => {}
-            _ = refresh.tick() => {}
+            () = links.changed() => {}
         }
     }
-    watch.abort();
 }
 
 // ===== pushing the list to ndproxy and client-db =====

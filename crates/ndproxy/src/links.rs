@@ -6,7 +6,8 @@
 //! privileges and no netlink socket. Interfaces may appear, disappear or be
 //! recreated with another index while ndproxy runs (a mesh VPN coming up, a
 //! bridge rebuilt), so the event loop reads them again on every link event
-//! the kernel reports, and every few seconds in case it missed one.
+//! the kernel reports, and once a minute in case it missed one (every few
+//! seconds when link events cannot be had).
 
 use std::net::Ipv6Addr;
 

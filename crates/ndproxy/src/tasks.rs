@@ -9,8 +9,8 @@
 //! the kernel's socket buffers drop the excess, so nothing grows without
 //! bound. Sends are non-blocking and never wait: a full socket buffer is a
 //! counted send error. The loop reads the interfaces again whenever the
-//! kernel reports a link change (and every few seconds in case it missed
-//! one) and opens, reopens or closes sockets as they come and go; core may
+//! kernel reports a link change (and once a minute in case it missed one,
+//! every few seconds without link events: `LinkWatch`) and opens, reopens or closes sockets as they come and go; core may
 //! replace the list of mesh interfaces at any time (SetMeshInterfaces).
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use l3roamd_daemon::{ConfigError, MeshConfig, Shutdown};
 use l3roamd_intercom::{AuthError, AuthMode, Authenticator};
 use l3roamd_types::MacAddr;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::dad::{self, Defence, Verdict};
@@ -31,12 +31,11 @@ use crate::mesh::MeshSocket;
 use crate::pktinfo::Received;
 use crate::seek::{Action, ClientIf, Counter, Found, MeshIf, SeekOutcome, Seeks};
 use crate::NdproxyConfig;
+use l3roamd_net::link_events::LinkWatch;
 use l3roamd_net::packet::PacketSocket;
 
 /// How often expired state is forgotten, while there is any.
 const TICK: Duration = Duration::from_secs(1);
-/// How often interfaces are read again.
-const LINK_REFRESH: Duration = Duration::from_secs(5);
 /// Pause after a receive error, so a persistent one cannot spin the CPU.
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Receive buffer: an intercom datagram or an ICMPv6 message fits in an MTU.
@@ -241,7 +240,6 @@ pub struct EventLoop {
     nonces: Nonces,
     auth: Authenticator,
     generation: u64,
-    links_changed: Arc<Notify>,
     found_tx: broadcast::Sender<Found>,
     commands: mpsc::Receiver<Command>,
     input_tx: mpsc::Sender<Input>,
@@ -314,7 +312,6 @@ impl EventLoop {
             nonces: Nonces::new(),
             auth: mesh.authenticator()?,
             generation: 0,
-            links_changed: Arc::new(Notify::new()),
             found_tx,
             commands,
             input_tx,
@@ -333,13 +330,10 @@ impl EventLoop {
         if let Some(icmp) = &self.icmp {
             self.icmp_receiver = Some(spawn_icmp_receiver(icmp.clone(), self.input_tx.clone()));
         }
-        let link_watch = spawn_link_watch(self.links_changed.clone());
+        let mut links = LinkWatch::spawn("mesh interfaces");
         self.refresh_links();
         let mut tick = tokio::time::interval(TICK);
-        let mut refresh = tokio::time::interval(LINK_REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        refresh.reset();
         loop {
             tokio::select! {
                 () = shutdown.requested() => break,
@@ -348,11 +342,10 @@ impl EventLoop {
                 // Only while there is state to expire: an idle node does
                 // not wake (issue 13).
                 _ = tick.tick(), if !self.seeks.is_idle() => self.seeks.tick(Instant::now()),
-                _ = refresh.tick() => self.refresh_links(),
-                () = self.links_changed.notified() => self.refresh_links(),
+                () = links.changed() => self.refresh_links(),
             }
         }
-        link_watch.abort();
+        drop(links);
         if let Some(receiver) = self.icmp_receiver.take() {
             receiver.abort();
         }
@@ -780,15 +773,6 @@ fn refresh_frames(link: &mut ClientLink) {
 }
 
 // ===== receive tasks =====
-
-/// Wakes the loop on every link change the kernel reports; without the
-/// netlink socket only the periodic re-read is left.
-fn spawn_link_watch(changed: Arc<Notify>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let e = l3roamd_net::link_events::notify_changes(&changed).await;
-        tracing::warn!(error = %e, "no link events; interfaces are read every few seconds only");
-    })
-}
 
 fn spawn_mesh_receiver(
     socket: Arc<MeshSocket>,

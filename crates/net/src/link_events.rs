@@ -7,14 +7,27 @@
 //! interfaces again on any such message, so the messages themselves are
 //! never decoded: nothing from the kernel is parsed here, and an overrun
 //! socket buffer (`ENOBUFS`) means "something changed" as well. The
-//! daemons keep their slow periodic re-read in case this socket cannot be
-//! opened (no netlink in a container) or misses something.
+//! daemons keep a periodic re-read ([`LinkWatch`]): once a minute while
+//! the messages come (a safety net: netlink reports an overrun, it does
+//! not lose messages silently), every few seconds when this socket cannot
+//! be opened (no netlink in a container) or fails, so an idle daemon does
+//! not wake every few seconds for nothing (issue 13).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How often interfaces are read again while link events arrive.
+pub const RECHECK: Duration = Duration::from_secs(60);
+/// How often without link events.
+pub const FALLBACK: Duration = Duration::from_secs(5);
 
 /// `RTMGRP_LINK`: the multicast group of link messages.
 const RTMGRP_LINK: u32 = 1;
@@ -101,7 +114,7 @@ impl LinkEvents {
 /// Wakes `changed` on every link change until the socket fails (or cannot
 /// be opened); the error is what the caller logs before it falls back to
 /// its periodic re-read.
-pub async fn notify_changes(changed: &tokio::sync::Notify) -> io::Error {
+async fn notify_changes(changed: &tokio::sync::Notify) -> io::Error {
     let events = match LinkEvents::open() {
         Ok(events) => events,
         Err(e) => return e,
@@ -114,9 +127,91 @@ pub async fn notify_changes(changed: &tokio::sync::Notify) -> io::Error {
     }
 }
 
+/// When a daemon's loop reads its interfaces again: on every link change,
+/// and every [`RECHECK`], or every [`FALLBACK`] once link events failed.
+#[derive(Debug)]
+pub struct LinkWatch {
+    changed: Arc<Notify>,
+    task: JoinHandle<()>,
+    next: Instant,
+}
+
+impl LinkWatch {
+    /// Starts following link events; `what` names the daemon's interfaces
+    /// in the warning logged if that fails. Must be called inside the
+    /// tokio runtime.
+    pub fn spawn(what: &'static str) -> LinkWatch {
+        let changed = Arc::new(Notify::new());
+        let notify = changed.clone();
+        let task = tokio::spawn(async move {
+            let e = notify_changes(&notify).await;
+            tracing::warn!(error = %e, "no link events; {what} are read every few seconds only");
+            // Wakes the loop so that it re-reads now and from now on
+            // every FALLBACK.
+            notify.notify_one();
+        });
+        LinkWatch {
+            changed,
+            task,
+            next: Instant::now() + RECHECK,
+        }
+    }
+
+    /// Waits for a link change or the periodic re-read, whichever comes
+    /// first. Cancel-safe: a `select!` that drops it loses nothing.
+    pub async fn changed(&mut self) {
+        tokio::select! {
+            () = self.changed.notified() => {}
+            () = tokio::time::sleep_until(self.next) => {}
+        }
+        let every = if self.task.is_finished() {
+            FALLBACK
+        } else {
+            RECHECK
+        };
+        self.next = Instant::now() + every;
+    }
+}
+
+impl Drop for LinkWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_periodic_re_read_is_once_a_minute_with_link_events() {
+        let mut watch = LinkWatch::spawn("test interfaces");
+        let start = Instant::now();
+        watch.changed().await;
+        assert!(
+            !watch.task.is_finished(),
+            "link events could not be followed"
+        );
+        assert_eq!(start.elapsed(), RECHECK);
+        // A link change wakes it at once.
+        watch.changed.notify_one();
+        let before = Instant::now();
+        watch.changed().await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_link_events_the_re_read_is_every_few_seconds() {
+        let mut watch = LinkWatch::spawn("test interfaces");
+        // As if the netlink socket had failed: the task ends and wakes us.
+        watch.task.abort();
+        tokio::task::yield_now().await;
+        watch.changed.notify_one();
+        watch.changed().await;
+        let start = Instant::now();
+        watch.changed().await;
+        assert_eq!(start.elapsed(), FALLBACK);
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn opens_without_privileges() {
