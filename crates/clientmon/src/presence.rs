@@ -345,6 +345,9 @@ pub struct Presence {
     /// Tentative addresses over all clients, so defences cost nothing when
     /// there are none.
     tentative_count: usize,
+    /// When the next client times out or tentative address is due: the
+    /// loop sleeps until then, not a tick every second (issue 13).
+    next_tick: Option<Instant>,
     counters: Counters,
 }
 
@@ -358,8 +361,15 @@ impl Presence {
             now: Instant::now(),
             own: BTreeSet::new(),
             tentative_count: 0,
+            next_tick: None,
             counters: Counters::default(),
         }
+    }
+
+    /// When [`Event::Tick`] has something to do next; `None` while nothing
+    /// can time out (no client).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.next_tick
     }
 
     /// The counters so far.
@@ -485,7 +495,9 @@ impl Presence {
                 );
             }
             if let Some(t) = tentative {
-                add_tentative(&self.settings, &mut self.tentative_count, client, t, at);
+                if add_tentative(&self.settings, &mut self.tentative_count, client, t, at) {
+                    due_by(&mut self.next_tick, at + self.settings.dad_wait);
+                }
             }
             return;
         }
@@ -526,14 +538,19 @@ impl Presence {
             );
         }
         if let Some(t) = tentative {
-            add_tentative(
+            if add_tentative(
                 &self.settings,
                 &mut self.tentative_count,
                 &mut client,
                 t,
                 at,
-            );
+            ) {
+                due_by(&mut self.next_tick, at + self.settings.dad_wait);
+            }
         }
+        // Sightings only move a client's last sighting later, so its
+        // timeout is due no earlier than this.
+        due_by(&mut self.next_tick, at + self.settings.presence_timeout);
         self.counters.count(Counter::Appeared);
         changes.push(Change::Appeared(client.view(
             s.mac,
@@ -637,19 +654,25 @@ impl Presence {
         }
     }
 
+    /// Times clients out and learns tentative addresses whose wait is
+    /// over; notes when the next of those is due. (Departed clients are
+    /// pruned here too; they need no deadline of their own: their table is
+    /// bounded by `max_clients`.)
     fn tick(&mut self, now: Instant, changes: &mut Vec<Change>) {
         let timeout = self.settings.presence_timeout;
         self.departed
             .retain(|_, left| now.saturating_duration_since(*left) < timeout);
         let mut expired = Vec::new();
+        let mut next = None;
         for (mac, client) in self.clients.iter_mut() {
-            if client
+            let Some(last) = client
                 .last_seen()
-                .is_none_or(|t| now.saturating_duration_since(t) >= timeout)
-            {
+                .filter(|t| now.saturating_duration_since(*t) < timeout)
+            else {
                 expired.push(*mac);
                 continue;
-            }
+            };
+            due_by(&mut next, last + timeout);
             if client.tentative.is_empty() {
                 continue;
             }
@@ -658,6 +681,9 @@ impl Presence {
                 .tentative
                 .iter()
                 .partition(|(_, since)| now.saturating_duration_since(*since) >= wait);
+            for (_, since) in &waiting {
+                due_by(&mut next, *since + wait);
+            }
             client.tentative = waiting;
             self.tentative_count -= due.len();
             for (address, _) in due {
@@ -676,6 +702,7 @@ impl Presence {
         for mac in expired {
             self.remove(mac, GoneReason::Timeout, changes);
         }
+        self.next_tick = next;
     }
 
     fn remove(&mut self, mac: MacAddr, reason: GoneReason, changes: &mut Vec<Change>) {
@@ -756,19 +783,20 @@ fn learn(
     changes.push(Change::AddressLearned { mac, address });
 }
 
-/// Notes a duplicate address detection target, unless already known.
+/// Notes a duplicate address detection target, unless already known;
+/// true if it was new.
 fn add_tentative(
     settings: &Settings,
     tentative_count: &mut usize,
     client: &mut Client,
     address: Ipv6Addr,
     at: Instant,
-) {
+) -> bool {
     if !is_routable_client_address(&address, settings.node_client_prefix.as_ref())
         || client.addresses.iter().any(|(a, _)| *a == address)
         || client.tentative.iter().any(|(a, _)| *a == address)
     {
-        return;
+        return false;
     }
     if client.tentative.len() >= settings.max_addresses.max(1) {
         client.tentative.remove(0);
@@ -776,6 +804,12 @@ fn add_tentative(
     }
     client.tentative.push((address, at));
     *tentative_count += 1;
+    true
+}
+
+/// Brings the deadline `next` forward to `at` if that is earlier.
+fn due_by(next: &mut Option<Instant>, at: Instant) {
+    *next = Some(next.map_or(at, |n| n.min(at)));
 }
 
 // ===== tests =====
@@ -1246,6 +1280,34 @@ mod tests {
         let c = p.handle(t0 + TIMEOUT, Event::Tick);
         assert_eq!(c.len(), 2);
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn the_clock_is_needed_only_when_something_is_due() {
+        let t0 = Instant::now();
+        let mut p = Presence::new(settings());
+        assert_eq!(p.next_deadline(), None);
+        // A client seen 10 s ago (an FDB entry's age) times out 140 s from now.
+        p.handle(t0 + secs(10), seen(mac(1), Source::Fdb, "veth-c1", t0));
+        assert_eq!(p.next_deadline(), Some(t0 + TIMEOUT));
+        // Its DAD target is due after the wait, before that.
+        let dad = NdMessage::NeighbourSolicitation {
+            target: ip("fddd:1::100"),
+        };
+        p.handle(t0 + secs(20), snooped(mac(1), "::", dad));
+        assert_eq!(p.next_deadline(), Some(t0 + secs(22)));
+        assert_eq!(learned(&p.handle(t0 + secs(22), Event::Tick)).len(), 1);
+        // Seen again (the snoop at 20 s): the timeout moved on with it.
+        assert_eq!(p.next_deadline(), Some(t0 + secs(20) + TIMEOUT));
+        let gone = p.handle(t0 + secs(20) + TIMEOUT, Event::Tick);
+        assert!(matches!(
+            gone[..],
+            [Change::Gone {
+                reason: GoneReason::Timeout,
+                ..
+            }]
+        ));
+        assert_eq!(p.next_deadline(), None);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::presence::{Change, ClientView, Counter, Counters, Event, Presence, Settings};
 
-/// How often the clock is fed to the state machine.
-const TICK: Duration = Duration::from_secs(1);
+/// Most often the table-full warning is logged.
+const WARN_INTERVAL: Duration = Duration::from_secs(1);
 /// Source events waiting for the loop.
 const INPUT_QUEUE: usize = 1024;
 /// Commands waiting for the loop.
@@ -86,20 +86,25 @@ async fn run(
     shutdown: Shutdown,
 ) {
     let (changes, _) = broadcast::channel(CHANGE_QUEUE);
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut refused = 0;
+    let mut refused = Refused::default();
     loop {
+        // The clock is fed when a client times out or a tentative address
+        // is due, not every second: an idle node does not wake (issue 13).
+        let deadline = presence.next_deadline();
+        let tick_at = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
         // The clock is read when something happened, not when the wait began.
         let happened = tokio::select! {
             event = inputs.recv() => match event {
-                Some(event) => presence.handle(Instant::now(), event),
+                Some(event) => {
+                    let now = Instant::now();
+                    let changes = presence.handle(now, event);
+                    refused.warn(&presence, now);
+                    changes
+                }
                 None => break,
             },
-            _ = tick.tick() => {
-                let changes = presence.handle(Instant::now(), Event::Tick);
-                refused = warn_refused(&presence, refused);
-                changes
+            () = tokio::time::sleep_until(tick_at), if deadline.is_some() => {
+                presence.handle(Instant::now(), Event::Tick)
             }
             command = commands.recv() => {
                 match command {
@@ -125,18 +130,32 @@ async fn run(
     log_counters(presence.counters());
 }
 
-/// Warns (at most once a tick) when new clients were refused because the
-/// table is full; returns the count warned about.
-fn warn_refused(presence: &Presence, warned: u64) -> u64 {
-    let refused = presence.counters().get(Counter::RefusedFull);
-    if refused > warned {
+/// The table-full warning: logged at most once a second, for the clients
+/// refused since the last one.
+#[derive(Debug, Default)]
+struct Refused {
+    warned: u64,
+    at: Option<Instant>,
+}
+
+impl Refused {
+    fn warn(&mut self, presence: &Presence, now: Instant) {
+        let refused = presence.counters().get(Counter::RefusedFull);
+        if refused <= self.warned
+            || self
+                .at
+                .is_some_and(|at| now.saturating_duration_since(at) < WARN_INTERVAL)
+        {
+            return;
+        }
         tracing::warn!(
-            refused = refused - warned,
+            refused = refused - self.warned,
             clients = presence.len(),
             "client table full (clientmon.max_clients): new clients refused"
         );
+        self.warned = refused;
+        self.at = Some(now);
     }
-    refused
 }
 
 fn log_counters(c: &Counters) {
