@@ -152,6 +152,14 @@ fn every_daemon_killed_and_restarted_under_traffic_loses_nothing() {
     if let Err(e) = wait_resynced(&lab, addr) {
         problems.push(format!("core after the restarts: {e}"));
     }
+    // The restarted core found c1's host route, its node-client address
+    // and that address's route as it makes them, and left them alone.
+    for (counter, expected) in [("routes_in_place", 2), ("addresses_in_place", 1)] {
+        match lab.counter("n2", Daemon::Core, counter) {
+            Ok(n) if n == expected => {}
+            other => problems.push(format!("core's {counter} after its restart: {other:?}")),
+        }
+    }
     let routes_after = served_routes(&lab, "n2", addr);
     if routes_after != routes_before {
         problems.push(format!(

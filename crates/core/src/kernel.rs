@@ -21,6 +21,16 @@ use netlink_packet_route::route::RouteType;
 
 use crate::datapath::Received;
 
+/// An IPv6 address of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// Whether it has the flags [`Kernel::add_address`] gives it (no
+    /// duplicate address detection, no prefix route of the kernel's).
+    pub as_core_adds: bool,
+}
+
 /// An IPv6 route as core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -142,7 +152,7 @@ pub trait Kernel {
     /// packets queued for its resolution, without errors to their senders).
     async fn delete_neighbour(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError>;
     /// The IPv6 addresses of interface `ifindex`.
-    async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError>;
+    async fn addresses(&self, ifindex: u32) -> Result<Vec<Address>, KernelError>;
     /// Adds `addr/128` to `ifindex` without duplicate address detection.
     async fn add_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError>;
     /// Removes `addr/128` from `ifindex`.

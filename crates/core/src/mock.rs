@@ -15,8 +15,8 @@ use l3roamd_intercom::Packet;
 
 use crate::datapath::Received;
 use crate::kernel::{
-    DataLink, IcmpErrors, Kernel, KernelError, KernelOp, Neighbour, Parts, Platform, Route,
-    RouteChange, RouteEvents, TunDevice,
+    Address, DataLink, IcmpErrors, Kernel, KernelError, KernelOp, Neighbour, Parts, Platform,
+    Route, RouteChange, RouteEvents, TunDevice,
 };
 
 /// A record of what was sent, shared between a device and the test.
@@ -32,6 +32,11 @@ pub struct KernelState {
     pub routes: Vec<Route>,
     /// `(address, ifindex)` pairs.
     pub addresses: Vec<(Ipv6Addr, u32)>,
+    /// Addresses with flags other than core's (an older run's), until
+    /// core adds them again.
+    pub other_flags: std::collections::BTreeSet<Ipv6Addr>,
+    /// Address additions asked for.
+    pub address_adds: usize,
     /// The neighbour table.
     pub neighbours: Vec<Neighbour>,
     /// Interfaces by name.
@@ -192,19 +197,22 @@ impl Kernel for MockKernel {
         Ok(())
     }
 
-    async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError> {
-        Ok(self
-            .state
-            .borrow()
-            .addresses
+    async fn addresses(&self, ifindex: u32) -> Result<Vec<Address>, KernelError> {
+        let s = self.state.borrow();
+        Ok(s.addresses
             .iter()
             .filter(|(_, i)| *i == ifindex)
-            .map(|(a, _)| *a)
+            .map(|(a, _)| Address {
+                addr: *a,
+                as_core_adds: !s.other_flags.contains(a),
+            })
             .collect())
     }
 
     async fn add_address(&self, addr: Ipv6Addr, ifindex: u32) -> Result<(), KernelError> {
         let mut s = self.state.borrow_mut();
+        s.other_flags.remove(&addr);
+        s.address_adds += 1;
         if !s.addresses.contains(&(addr, ifindex)) {
             s.addresses.push((addr, ifindex));
         }

@@ -17,7 +17,9 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::{AddressMessageBuilder, Handle, MulticastGroup, RouteMessageBuilder};
 
-use crate::kernel::{Kernel, KernelError, KernelOp, Neighbour, Route, RouteChange, RouteEvents};
+use crate::kernel::{
+    Address, Kernel, KernelError, KernelOp, Neighbour, Route, RouteChange, RouteEvents,
+};
 
 /// Requests of a batch in flight at once on the rtnetlink socket. The
 /// kernel answers each request while it is sent and queues the answer on
@@ -218,6 +220,10 @@ impl Netlink {
     }
 }
 
+/// The flags of the node-client addresses core adds to `lo`: no duplicate
+/// address detection, no prefix route (see [`Netlink::add_address`]).
+const CORE_ADDRESS_FLAGS: AddressFlags = AddressFlags::Nodad.union(AddressFlags::Noprefixroute);
+
 impl Kernel for Netlink {
     /// Pipelined on the one socket: up to [`IN_FLIGHT`] requests sent
     /// before the first acknowledgement is read; netlink-proto matches each
@@ -306,7 +312,7 @@ impl Kernel for Netlink {
             .map_err(failed("neighbour delete"))
     }
 
-    async fn addresses(&self, ifindex: u32) -> Result<Vec<Ipv6Addr>, KernelError> {
+    async fn addresses(&self, ifindex: u32) -> Result<Vec<Address>, KernelError> {
         let messages: Vec<_> = self
             .handle
             .address()
@@ -320,8 +326,14 @@ impl Kernel for Netlink {
             .iter()
             .filter(|m| m.header.index == ifindex)
             .flat_map(|m| {
-                m.attributes.iter().filter_map(|a| match a {
-                    AddressAttribute::Address(std::net::IpAddr::V6(a)) => Some(*a),
+                let as_core_adds = m.attributes.iter().any(
+                    |a| matches!(a, AddressAttribute::Flags(f) if f.contains(CORE_ADDRESS_FLAGS)),
+                );
+                m.attributes.iter().filter_map(move |a| match a {
+                    AddressAttribute::Address(std::net::IpAddr::V6(addr)) => Some(Address {
+                        addr: *addr,
+                        as_core_adds,
+                    }),
                     _ => None,
                 })
             })
@@ -346,9 +358,7 @@ impl Kernel for Netlink {
         request
             .message_mut()
             .attributes
-            .push(AddressAttribute::Flags(
-                AddressFlags::Nodad | AddressFlags::Noprefixroute,
-            ));
+            .push(AddressAttribute::Flags(CORE_ADDRESS_FLAGS));
         request.execute().await.map_err(failed("address add"))
     }
 
