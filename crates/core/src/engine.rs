@@ -1658,6 +1658,26 @@ mod tests {
         p
     }
 
+    /// The node-client address of `mac` on `lo` and its route, as an
+    /// earlier run of core left them.
+    fn earlier_node_client_addr(kernel: &MockKernel, mac: MacAddr) -> Ipv6Addr {
+        let lo = kernel.index("lo");
+        let addr = node_client_addr(&mesh().node_client_prefix, &mac);
+        let mut s = kernel.state.borrow_mut();
+        s.addresses.push((addr, lo));
+        s.routes.push(Route {
+            destination: addr,
+            prefix_len: 128,
+            table: 254,
+            protocol: 158,
+            oif: Some(lo),
+            gateway: None,
+            metric: Some(32),
+            kind: RouteType::Unicast,
+        });
+        addr
+    }
+
     fn earlier_run(kernel: &MockKernel, addr: &str, neighbour: Option<MacAddr>) {
         let br = kernel.index("br-client");
         let mut s = kernel.state.borrow_mut();
@@ -1708,7 +1728,6 @@ mod tests {
             earlier_run(k, CLIENT, Some(mac()));
             earlier_run(k, "fddd:1::200", None);
             let tun = k.index("l3roam0");
-            let lo = k.index("lo");
             let mut s = k.state.borrow_mut();
             // A handover of the earlier run, and its node-client addresses.
             s.routes.push(Route {
@@ -1721,19 +1740,9 @@ mod tests {
                 metric: Some(32),
                 kind: RouteType::Unicast,
             });
+            drop(s);
             for m in [mac(), stale_mac] {
-                let addr = node_client_addr(&mesh().node_client_prefix, &m);
-                s.addresses.push((addr, lo));
-                s.routes.push(Route {
-                    destination: addr,
-                    prefix_len: 128,
-                    table: 254,
-                    protocol: 158,
-                    oif: Some(lo),
-                    gateway: None,
-                    metric: Some(32),
-                    kind: RouteType::Unicast,
-                });
+                earlier_node_client_addr(k, m);
             }
         })
         .await;
@@ -2242,28 +2251,15 @@ mod tests {
             }
             // Half of them held their node-client address (and its route)
             // already, one of those with an older run's flags.
-            let lo = k.index("lo");
-            let mut s = k.state.borrow_mut();
             for i in 0..500u16 {
                 let m = MacAddr([2, 0xc2, 0, 0, (i >> 8) as u8, i as u8]);
-                let addr = node_client_addr(&mesh().node_client_prefix, &m);
-                s.addresses.push((addr, lo));
-                s.routes.push(Route {
-                    destination: addr,
-                    prefix_len: 128,
-                    table: 254,
-                    protocol: 158,
-                    oif: Some(lo),
-                    gateway: None,
-                    metric: Some(32),
-                    kind: RouteType::Unicast,
-                });
+                let addr = earlier_node_client_addr(k, m);
                 if i == 7 {
-                    s.other_flags.insert(addr);
+                    k.state.borrow_mut().other_flags.insert(addr);
                 }
             }
             // One route not as core installs it (through a router).
-            s.routes[0].gateway = Some(a("fe80::1"));
+            k.state.borrow_mut().routes[0].gateway = Some(a("fe80::1"));
         })
         .await;
         assert_eq!(lab.engine.roaming.clients().len(), 1000);
