@@ -10,7 +10,8 @@
 //! bound. Sends are non-blocking and never wait: a full socket buffer is a
 //! counted send error. The loop reads the interfaces again whenever the
 //! kernel reports a link change (and once a minute in case it missed one,
-//! every few seconds without link events: `LinkWatch`) and opens, reopens or closes sockets as they come and go; core may
+//! every few seconds without link events: `LinkWatch`) and opens, reopens
+//! or closes sockets as they come and go; core may
 //! replace the list of mesh interfaces at any time (SetMeshInterfaces).
 
 use std::collections::BTreeMap;
